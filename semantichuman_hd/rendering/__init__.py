@@ -1,0 +1,1 @@
+"""Volume rendering: cameras and rays, ray samplers, the K-part compositor."""
