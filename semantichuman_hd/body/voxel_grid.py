@@ -1,0 +1,77 @@
+"""A dense voxel grid over an axis-aligned box, sampled trilinearly: the storage behind the body SDF prior
+and the skinning-weight field."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def grid_resolution(box_min: np.ndarray, box_max: np.ndarray, voxel_size: float) -> tuple[int, int, int]:
+    """Number of grid nodes along x, y, z so that node spacing is at most ``voxel_size``."""
+    if not voxel_size > 0:
+        raise ValueError(f"`voxel_size` must be positive, got {voxel_size!r}.")
+    extent = np.asarray(box_max, dtype=np.float64) - np.asarray(box_min, dtype=np.float64)
+    if np.any(extent <= 0):
+        raise ValueError(f"`box_max` must exceed `box_min` on every axis, got {box_min!r} and {box_max!r}.")
+    return tuple(int(math.ceil(e / voxel_size)) + 1 for e in extent)  # type: ignore[return-value]
+
+
+def grid_nodes(box_min: np.ndarray, box_max: np.ndarray, resolution: tuple[int, int, int]) -> np.ndarray:
+    """Positions of the grid nodes, ``(D, H, W, 3)`` = (z, y, x) node order, xyz coordinates."""
+    xs, ys, zs = (np.linspace(box_min[a], box_max[a], resolution[a]) for a in range(3))
+    z, y, x = np.meshgrid(zs, ys, xs, indexing="ij")
+    return np.stack([x, y, z], axis=-1)
+
+
+class VoxelGrid(nn.Module):
+    """``C`` channels on the nodes of a regular grid spanning ``[box_min, box_max]``.
+
+    Parameters:
+        values: ``(C, D, H, W)`` node values; D, H, W run along z, y, x.
+        box_min: ``(3,)`` xyz position of node ``[0, 0, 0]``.
+        box_max: ``(3,)`` xyz position of the last node.
+    """
+
+    def __init__(self, values: torch.Tensor, box_min, box_max):
+        super().__init__()
+        if values.ndim != 4:
+            raise ValueError(f"`values` must have shape (C, D, H, W), got {tuple(values.shape)}.")
+        self.register_buffer("values", values.float().contiguous())
+        self.register_buffer("box_min", torch.as_tensor(box_min, dtype=torch.float32).reshape(3))
+        self.register_buffer("box_max", torch.as_tensor(box_max, dtype=torch.float32).reshape(3))
+
+    @property
+    def num_channels(self) -> int:
+        return self.values.shape[0]
+
+    def normalize(self, points: torch.Tensor) -> torch.Tensor:
+        """Map xyz points to grid_sample's ``[-1, 1]`` coordinates (``align_corners=True``)."""
+        box_min = self.box_min.to(points.dtype)
+        box_max = self.box_max.to(points.dtype)
+        return (points - box_min) / (box_max - box_min) * 2.0 - 1.0
+
+    def inside(self, points: torch.Tensor) -> torch.Tensor:
+        """``(...,)`` whether each point lies within the box."""
+        return ((points >= self.box_min.to(points.dtype)) & (points <= self.box_max.to(points.dtype))).all(-1)
+
+    def distance_outside(self, points: torch.Tensor) -> torch.Tensor:
+        """``(...,)`` Euclidean distance from each point to the box (0 inside)."""
+        below = (self.box_min.to(points.dtype) - points).clamp_min(0)
+        above = (points - self.box_max.to(points.dtype)).clamp_min(0)
+        return (below + above).norm(dim=-1)
+
+    def forward(self, points: torch.Tensor) -> torch.Tensor:
+        """Trilinear samples ``(..., C)`` at ``points`` ``(..., 3)``; outside the box the border values
+        are repeated (callers decide what "outside" means for their quantity)."""
+        if points.shape[-1] != 3:
+            raise ValueError(f"`points` must have shape (..., 3), got {tuple(points.shape)}.")
+        lead = points.shape[:-1]
+        coords = self.normalize(points.reshape(1, -1, 1, 1, 3))
+        values = self.values.to(points.dtype).unsqueeze(0)
+        sampled = F.grid_sample(values, coords, mode="bilinear", padding_mode="border", align_corners=True)
+        return sampled.reshape(self.num_channels, -1).transpose(0, 1).reshape(*lead, self.num_channels)
