@@ -54,6 +54,8 @@ def test_sparse_regressor_and_chumpy_objects_load_without_chumpy(tmp_path, monke
     class Ch:  # pickled by reference as chumpy.ch.Ch, state holds the value in `x`
         def __init__(self, x):
             self.x = x
+            self._dirty_vars = {"x"}  # like chumpy, whose state holds a set
+            self._depends_on_deps = {}
 
     Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
     fake.Ch = Ch

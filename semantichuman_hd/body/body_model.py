@@ -27,7 +27,7 @@ from smplx.utils import Struct
 from torch import nn
 
 from ..paths import user_cache_dir
-from .procedural import build_open_body_model
+from .procedural import OPEN_BODY_VERSION, build_open_body_model
 from .smpl_format import (
     BODY_POSE_DIM,
     GLOBAL_ORIENT_DIM,
@@ -50,9 +50,9 @@ __all__ = [
     "write_open_body_model",
 ]
 
-OPEN_BODY_FILE_NAME: str = "open_body_v1.pkl"
-"""Cache file of the open body, under ``user_cache_dir() / "body"``. Bump the version whenever
-:func:`~semantichuman_hd.body.procedural.build_open_body_model` changes its output."""
+OPEN_BODY_FILE_NAME: str = f"open_body_v{OPEN_BODY_VERSION}.pkl"
+"""Cache file of the open body, under ``user_cache_dir() / "body"`` (versioned by
+:data:`~semantichuman_hd.body.procedural.OPEN_BODY_VERSION`)."""
 
 FINGERPRINT_LENGTH: int = 16
 """Hex digits of :attr:`BodyModel.fingerprint`."""

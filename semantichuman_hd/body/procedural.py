@@ -45,6 +45,10 @@ from scipy.spatial import cKDTree
 
 from .smpl_format import NUM_BETAS, NUM_POSE_BASIS, NUM_SMPL_JOINTS, SMPL_JOINT_NAMES, SMPL_PARENTS
 
+OPEN_BODY_VERSION: int = 2
+"""Version of the generator's output; bump it whenever :func:`build_open_body_model` changes, so cached
+copies (``open_body_v<version>.pkl``) are rebuilt."""
+
 # ----------------------------------------------------------------------------------------------------
 # Skeleton
 # ----------------------------------------------------------------------------------------------------

@@ -92,6 +92,15 @@ _SPARSE_CLASSES = {"csc_matrix": _CscStandIn, "csr_matrix": _CsrStandIn, "csc_ar
 _SPARSE_MODULES = {"scipy.sparse", "scipy.sparse.csc", "scipy.sparse.csr", "scipy.sparse._csc", "scipy.sparse._csr", "scipy.sparse.compressed"}
 
 
+_HARMLESS_BUILTINS = {
+    ("__builtin__", "set"),  # chumpy objects keep a set of dirty variable names
+    ("builtins", "set"),
+    ("__builtin__", "frozenset"),
+    ("builtins", "frozenset"),
+    ("_codecs", "encode"),  # how Python 3 writes bytes at protocol 2
+}
+
+
 class _RefusedGlobal(Exception):
     pass
 
@@ -110,7 +119,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _reconstructor
         if (module, name) in {("__builtin__", "object"), ("builtins", "object")}:
             return object
-        if (module, name) == ("_codecs", "encode"):  # how Python 3 writes bytes at protocol 2 (harmless)
+        if (module, name) in _HARMLESS_BUILTINS:
             return super().find_class(module, name)
         raise _RefusedGlobal(f"{module}.{name}")
 
