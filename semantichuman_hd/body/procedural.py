@@ -157,7 +157,9 @@ class Ellipsoid:
 def _mirror_primitive(primitive):
     joint = primitive.joint.replace("left_", "right_")
     if isinstance(primitive, Capsule):
-        return Capsule(_mirror(primitive.start), _mirror(primitive.end), primitive.start_radius, primitive.end_radius, joint, primitive.blend)
+        return Capsule(
+            _mirror(primitive.start), _mirror(primitive.end), primitive.start_radius, primitive.end_radius, joint, primitive.blend
+        )
     return Ellipsoid(_mirror(primitive.centre), primitive.radii, joint, primitive.blend)
 
 
@@ -460,23 +462,38 @@ SHAPE_COMPONENTS: tuple[tuple[str, dict[str, SegmentScale]], ...] = (
     ("stature", _group(_ALL, SegmentScale(length=1.03, width=1.01))),
     (
         "girth",
-        {
-            **_group(["pelvis", "spine3"], SegmentScale(width=1.07, depth=1.1)),
-            **_group(["spine1", "spine2"], SegmentScale(width=1.08, depth=1.16)),
-            **_group(["neck"], SegmentScale(width=1.06, depth=1.06)),
-            **_group(["*shoulder", "*elbow"], SegmentScale(width=1.06)),
-            **_group(["*hip"], SegmentScale(width=1.08)),
-            **_group(["*knee"], SegmentScale(width=1.04)),
-        },
+        _group(["pelvis", "spine3"], SegmentScale(width=1.07, depth=1.1))
+        | _group(["spine1", "spine2"], SegmentScale(width=1.08, depth=1.16))
+        | _group(["neck"], SegmentScale(width=1.06, depth=1.06))
+        | _group(["*shoulder", "*elbow"], SegmentScale(width=1.06))
+        | _group(["*hip"], SegmentScale(width=1.08))
+        | _group(["*knee"], SegmentScale(width=1.04)),
     ),
-    ("leg_length", {**_group(["*hip", "*knee"], SegmentScale(length=1.05)), **_group(["*ankle"], SegmentScale(length=1.03))}),
-    ("torso_length", {**_group(["pelvis", "spine1", "spine2", "spine3"], SegmentScale(length=1.06)), **_group(["neck"], SegmentScale(length=1.04))}),
-    ("shoulder_width", {**_group(["*collar"], SegmentScale(length=1.2)), **_group(["spine3"], SegmentScale(width=1.05, depth=1.0))}),
-    ("hip_width", {**_group(["pelvis"], SegmentScale(width=1.1, depth=1.03)), **_group(["*hip"], SegmentScale(width=1.04))}),
-    ("arm_length", {**_group(["*shoulder", "*elbow"], SegmentScale(length=1.06)), **_group(["*wrist", "*hand"], SegmentScale(length=1.04, width=1.04))}),
-    ("head_size", {**_group(["head"], SegmentScale(length=1.07, width=1.07)), **_group(["neck"], SegmentScale(width=1.03, depth=1.03))}),
+    ("leg_length", _group(["*hip", "*knee"], SegmentScale(length=1.05)) | _group(["*ankle"], SegmentScale(length=1.03))),
+    (
+        "torso_length",
+        _group(["pelvis", "spine1", "spine2", "spine3"], SegmentScale(length=1.06))
+        | _group(["neck"], SegmentScale(length=1.04)),
+    ),
+    (
+        "shoulder_width",
+        _group(["*collar"], SegmentScale(length=1.2)) | _group(["spine3"], SegmentScale(width=1.05, depth=1.0)),
+    ),
+    ("hip_width", _group(["pelvis"], SegmentScale(width=1.1, depth=1.03)) | _group(["*hip"], SegmentScale(width=1.04))),
+    (
+        "arm_length",
+        _group(["*shoulder", "*elbow"], SegmentScale(length=1.06))
+        | _group(["*wrist", "*hand"], SegmentScale(length=1.04, width=1.04)),
+    ),
+    (
+        "head_size",
+        _group(["head"], SegmentScale(length=1.07, width=1.07)) | _group(["neck"], SegmentScale(width=1.03, depth=1.03)),
+    ),
     ("chest_depth", _group(["spine3"], SegmentScale(width=1.02, depth=1.1)) | _group(["spine2"], SegmentScale(depth=1.05))),
-    ("limb_muscle", {**_group(["*shoulder", "*elbow"], SegmentScale(width=1.1)), **_group(["*hip", "*knee"], SegmentScale(width=1.08))}),
+    (
+        "limb_muscle",
+        _group(["*shoulder", "*elbow"], SegmentScale(width=1.1)) | _group(["*hip", "*knee"], SegmentScale(width=1.08)),
+    ),
 )
 """The ten shape components ``(name, per-joint segment scaling at +1 standard deviation)``; the
 shape basis holds each component's vertex displacement. ``stature`` (component 0) changes the height
@@ -500,7 +517,9 @@ def _deform(vertices: np.ndarray, weights: np.ndarray, scales: dict[str, Segment
     the blended field is continuous.
     """
     directions = _bone_directions()
-    maps = np.stack([_segment_map(j, scales.get(name, SegmentScale()), directions[j]) for j, name in enumerate(SMPL_JOINT_NAMES)])
+    maps = np.stack(
+        [_segment_map(j, scales.get(name, SegmentScale()), directions[j]) for j, name in enumerate(SMPL_JOINT_NAMES)]
+    )
     moved = np.zeros_like(REST_JOINTS)
     moved[0] = REST_JOINTS[0]
     for j in range(1, NUM_SMPL_JOINTS):

@@ -89,7 +89,14 @@ _NUMPY_GLOBALS = {
 } | {("numpy", "ndarray"), ("numpy", "dtype")}
 
 _SPARSE_CLASSES = {"csc_matrix": _CscStandIn, "csr_matrix": _CsrStandIn, "csc_array": _CscStandIn, "csr_array": _CsrStandIn}
-_SPARSE_MODULES = {"scipy.sparse", "scipy.sparse.csc", "scipy.sparse.csr", "scipy.sparse._csc", "scipy.sparse._csr", "scipy.sparse.compressed"}
+_SPARSE_MODULES = {
+    "scipy.sparse",
+    "scipy.sparse.csc",  # scipy < 1.8 (and Python 2 era SMPL files)
+    "scipy.sparse.csr",
+    "scipy.sparse._csc",  # scipy >= 1.8
+    "scipy.sparse._csr",
+    "scipy.sparse.compressed",
+}
 
 
 _HARMLESS_BUILTINS = {
@@ -131,6 +138,21 @@ def _reconstructor(cls, base, state):
     return object.__new__(cls)
 
 
+_MALFORMED_PICKLE_ERRORS = (
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    KeyError,
+    ImportError,
+    MemoryError,
+    UnicodeDecodeError,
+)
+"""What unpickling a truncated or foreign file raises (reported as a ValueError naming the file)."""
+
+
 def _plain(value: Any) -> Any:
     """Replace the stand-ins by numpy arrays, recursively through dicts, lists and tuples."""
     if isinstance(value, _SparseMatrixStandIn):
@@ -167,9 +189,13 @@ def load_smpl_file(path: str | os.PathLike) -> dict[str, Any]:
             raw = _RestrictedUnpickler(handle, encoding="latin1").load()
         data = _plain(raw)
     except _RefusedGlobal as refused:
-        raise ValueError(f"refusing to load {str(path)!r}: it would construct {refused}, which a SMPL model file never needs.") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, ImportError, MemoryError, UnicodeDecodeError) as error:
-        raise ValueError(f"{str(path)!r} is not a readable SMPL model pickle ({type(error).__name__}: {error}); expected {_EXPECTED_FILE}.") from None
+        raise ValueError(
+            f"refusing to load {str(path)!r}: it would construct {refused}, which a SMPL model file never needs."
+        ) from None
+    except _MALFORMED_PICKLE_ERRORS as error:
+        raise ValueError(
+            f"{str(path)!r} is not a readable SMPL model pickle ({type(error).__name__}: {error}); expected {_EXPECTED_FILE}."
+        ) from None
     if not isinstance(data, dict):
         raise ValueError(f"{str(path)!r} holds a {type(data).__name__}, not the dict of arrays of a SMPL model file.")
     return data
@@ -209,30 +235,37 @@ def validate_smpl_data(data: Mapping[str, Any], source: str, expected_num_vertic
 
     template = arrays["v_template"]
     _require(template.ndim == 2 and template.shape[1] == 3, source, "v_template", template.shape, "(V, 3)")
-    num_vertices = template.shape[0]
-    if expected_num_vertices is not None and num_vertices != expected_num_vertices:
-        raise ValueError(f"{source}: `v_template` has shape {template.shape}, expected ({expected_num_vertices}, 3): a SMPL model has {expected_num_vertices} vertices.")
-    V = num_vertices
+    V = template.shape[0]
+    if expected_num_vertices is not None and V != expected_num_vertices:
+        raise ValueError(
+            f"{source}: `v_template` has shape {template.shape}, expected ({expected_num_vertices}, 3): "
+            f"a SMPL model has {expected_num_vertices} vertices."
+        )
     shapedirs = arrays["shapedirs"]
-    _require(shapedirs.ndim == 3 and shapedirs.shape[:2] == (V, 3) and shapedirs.shape[2] >= NUM_BETAS, source, "shapedirs", shapedirs.shape, f"({V}, 3, >={NUM_BETAS})")
-    posedirs = arrays["posedirs"]
-    _require(posedirs.shape == (V, 3, NUM_POSE_BASIS), source, "posedirs", posedirs.shape, f"({V}, 3, {NUM_POSE_BASIS})")
-    regressor = arrays["J_regressor"]
-    _require(regressor.shape == (NUM_SMPL_JOINTS, V), source, "J_regressor", regressor.shape, f"({NUM_SMPL_JOINTS}, {V})")
-    weights = arrays["weights"]
-    _require(weights.shape == (V, NUM_SMPL_JOINTS), source, "weights", weights.shape, f"({V}, {NUM_SMPL_JOINTS})")
-    kintree = arrays["kintree_table"]
-    _require(kintree.shape == (2, NUM_SMPL_JOINTS), source, "kintree_table", kintree.shape, f"(2, {NUM_SMPL_JOINTS})")
-    parents = [int(p) for p in kintree[0, 1:]]
+    shapedirs_ok = shapedirs.ndim == 3 and shapedirs.shape[:2] == (V, 3) and shapedirs.shape[2] >= NUM_BETAS
+    _require(shapedirs_ok, source, "shapedirs", shapedirs.shape, f"({V}, 3, >={NUM_BETAS})")
+    exact_shapes = {
+        "posedirs": (V, 3, NUM_POSE_BASIS),
+        "J_regressor": (NUM_SMPL_JOINTS, V),
+        "weights": (V, NUM_SMPL_JOINTS),
+        "kintree_table": (2, NUM_SMPL_JOINTS),
+    }
+    for key, shape in exact_shapes.items():
+        _require(arrays[key].shape == shape, source, key, arrays[key].shape, str(shape))
+    parents = [int(p) for p in arrays["kintree_table"][0, 1:]]
     if parents != list(SMPL_PARENTS[1:]):
         raise ValueError(f"{source}: `kintree_table` parents {[-1] + parents} differ from SMPL's {list(SMPL_PARENTS)}.")
     faces = arrays["f"]
     _require(faces.ndim == 2 and faces.shape[1] == 3, source, "f", faces.shape, "(F, 3)")
     if faces.dtype.kind not in "iu" or faces.size == 0 or faces.min() < 0 or faces.max() >= V:
-        raise ValueError(f"{source}: `f` must hold integer vertex indices in [0, {V}), got dtype {faces.dtype} and range [{faces.min() if faces.size else None}, {faces.max() if faces.size else None}].")
+        found = f"[{faces.min()}, {faces.max()}]" if faces.size else "no faces"
+        raise ValueError(f"{source}: `f` must hold integer vertex indices in [0, {V}), got dtype {faces.dtype}, {found}.")
     landmarks = data.get(LANDMARKS_KEY)
     if landmarks is not None:
-        if not isinstance(landmarks, Mapping) or not all(isinstance(i, (int, np.integer)) and 0 <= int(i) < V for i in landmarks.values()):
+        valid = isinstance(landmarks, Mapping) and all(
+            isinstance(i, (int, np.integer)) and 0 <= int(i) < V for i in landmarks.values()
+        )
+        if not valid:
             raise ValueError(f"{source}: `{LANDMARKS_KEY}` must be a dict of vertex indices in [0, {V}).")
 
 
