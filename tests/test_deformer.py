@@ -1,0 +1,89 @@
+"""Inverse linear blend skinning: posed → canonical round trips, culling, differentiability."""
+
+import pytest
+import torch
+
+from semantichuman_hd.body.body_model import random_plausible_pose
+from semantichuman_hd.body.deformer import CULL_DISTANCE, SOLVER_TOLERANCE
+from semantichuman_hd.body.poses import NAMED_POSES
+
+NUM_BODIES = 3
+
+
+@pytest.fixture(scope="module")
+def posed(open_body_deformer):
+    generator = torch.Generator().manual_seed(0)
+    poses = torch.cat([NAMED_POSES["walking"][None], random_plausible_pose(NUM_BODIES - 1, generator)])
+    betas = torch.randn(NUM_BODIES, 10, generator=generator)
+    orient = torch.tensor([[0.0, 0.5, 0.0], [0.0, 0.0, 0.0], [0.1, -1.0, 0.0]])
+    transl = torch.tensor([[0.0, 0.2, 0.0], [0.1, 0.0, -0.3], [0.0, 0.0, 0.0]])
+    return open_body_deformer.pose(betas=betas, body_pose=poses, global_orient=orient, transl=transl)
+
+
+def near_surface_points(deformer, count, max_offset, generator):
+    canonical = deformer.body_model.canonical_vertices()
+    index = torch.randint(0, canonical.shape[0], (NUM_BODIES, count), generator=generator)
+    direction = torch.nn.functional.normalize(torch.randn(NUM_BODIES, count, 3, generator=generator), dim=-1)
+    return canonical[index] + direction * max_offset * torch.rand(NUM_BODIES, count, 1, generator=generator)
+
+
+def test_culling_keeps_every_surface_point(open_body_deformer, posed):
+    out = open_body_deformer.posed_to_canonical(posed.vertices, posed)
+    assert out.valid.all()
+    # Each posed vertex maps near its own canonical vertex (the deformer models SMPL's skinning).
+    error = (out.canonical - open_body_deformer.body_model.canonical_vertices()).norm(dim=-1)
+    assert error.median() < 5e-3
+
+
+def test_round_trip_near_surface(open_body_deformer, posed):
+    generator = torch.Generator().manual_seed(1)
+    canonical = near_surface_points(open_body_deformer, 3000, 0.03, generator)
+    posed_points = open_body_deformer.canonical_to_posed(canonical, posed)
+    back = open_body_deformer.posed_to_canonical(posed_points, posed)
+    assert back.valid.all()
+    error = (back.canonical - canonical).norm(dim=-1)
+    # Every solution reproduces its posed point ...
+    remapped = open_body_deformer.canonical_to_posed(back.canonical, posed)
+    assert (remapped - posed_points).norm(dim=-1).max() < 10 * SOLVER_TOLERANCE
+    # ... and recovers the original canonical point below 1e-3, except where the pose brings two body
+    # regions into contact (e.g. inner thighs): there a second canonical point maps to the same posed
+    # point, and the deformer's rule picks the preimage nearest the canonical body surface.
+    recovered = error < 1e-3
+    prior = open_body_deformer.sdf_prior
+    other_preimage = prior(back.canonical).abs() <= prior(canonical).abs() + 1e-6
+    assert (recovered | other_preimage).all()
+    assert recovered.float().mean() > 0.99
+
+
+def test_far_points_are_culled(open_body_deformer, posed):
+    box_min, box_max = posed.bounds(margin=0.0)
+    far = torch.stack([box_max + 0.5, box_min - 0.5, (box_min + box_max) / 2 + torch.tensor([0.0, 0.0, 0.4])], dim=1)
+    out = open_body_deformer.posed_to_canonical(far, posed)
+    # Two points outside the grown box, and one in front of the torso farther than the cull distance.
+    assert not out.valid[:, :2].any()
+    front = out.valid[:, 2]
+    prior = open_body_deformer.sdf_prior(out.canonical[:, 2])
+    assert torch.all(~front | (prior.abs() <= CULL_DISTANCE))
+
+
+def test_gradient_is_the_inverse_skinning_jacobian(open_body_deformer, posed):
+    generator = torch.Generator().manual_seed(2)
+    canonical = near_surface_points(open_body_deformer, 4, 0.02, generator)
+    points = open_body_deformer.canonical_to_posed(canonical, posed).requires_grad_(True)
+    out = open_body_deformer.posed_to_canonical(points, posed)
+    (grad,) = torch.autograd.grad(out.canonical[..., 0].sum(), points)
+    eps = 1e-3
+    for axis in range(3):
+        shift = torch.zeros(3)
+        shift[axis] = eps
+        plus = open_body_deformer.posed_to_canonical(points.detach() + shift, posed).canonical[..., 0]
+        minus = open_body_deformer.posed_to_canonical(points.detach() - shift, posed).canonical[..., 0]
+        finite = (plus - minus) / (2 * eps)
+        assert torch.allclose(grad[..., axis], finite, atol=0.02)
+
+
+def test_bad_points_shape(open_body_deformer, posed):
+    with pytest.raises(ValueError, match="points"):
+        open_body_deformer.posed_to_canonical(torch.zeros(NUM_BODIES, 5, 2), posed)
+    with pytest.raises(ValueError, match="points"):
+        open_body_deformer.posed_to_canonical(torch.zeros(NUM_BODIES + 1, 5, 3), posed)
