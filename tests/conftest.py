@@ -31,7 +31,5 @@ def open_body(isolated_cache):
 @pytest.fixture(scope="session")
 def open_body_deformer(open_body):
     from semantichuman_hd.body.deformer import InverseLBSDeformer
-    from semantichuman_hd.body.sdf_prior import BodySDFPrior
 
-    prior = BodySDFPrior.cached(open_body.canonical_vertices().numpy(), open_body.faces.numpy())
-    return InverseLBSDeformer(open_body, prior)
+    return InverseLBSDeformer.from_body_model(open_body)

@@ -168,6 +168,12 @@ class InverseLBSDeformer(nn.Module):
         strong = owner_weight >= owner_weight.amax(1, keepdim=True) * 0.5
         self.register_buffer("vertex_segment", torch.where(strong, distance, torch.full_like(distance, float("inf"))).argmin(1))
 
+    @classmethod
+    def from_body_model(cls, body_model, cull_distance: float = CULL_DISTANCE) -> "InverseLBSDeformer":
+        """The deformer of ``body_model`` with its SDF prior (computed once per body model and cached)."""
+        prior = BodySDFPrior.cached(body_model.canonical_vertices().detach().numpy(), body_model.faces.cpu().numpy())
+        return cls(body_model, prior, cull_distance=cull_distance)
+
     @staticmethod
     @torch.no_grad()
     def _canonical_shape_directions(body_model) -> torch.Tensor:
