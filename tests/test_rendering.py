@@ -482,6 +482,11 @@ def test_no_grad_inference_still_renders_normals():
     assert output.normals[0, 8 * 16 + 8, 2] > 0.9  # the centre pixel faces the camera (+z)
     without, *_ = render_sphere(fixed_camera(), 16, radius=0.6, renderer=VolumeRenderer(compute_normals=False))
     assert without.normals is None and without.to_images(16, 16).normal_picture is None
+    with torch.inference_mode():
+        fast, *_ = render_sphere(fixed_camera(), 16, radius=0.6, renderer=VolumeRenderer(compute_normals=False))
+        assert torch.allclose(fast.rgb, without.rgb)
+        with pytest.raises(RuntimeError, match="inference_mode"):
+            render_sphere(fixed_camera(), 16, radius=0.6)
 
 
 def test_gradients_reach_field_parameters_and_beta():
@@ -549,3 +554,26 @@ def test_rendering_a_64_pixel_sphere_is_fast():
     elapsed = time.perf_counter() - start
     assert output.rgb.shape == (1, 64 * 64, 3)
     assert elapsed < 1.0, elapsed
+
+
+def test_plain_function_field_and_sum_sdf_normals():
+    """A field without ``num_parts`` (K learnt from a zero-point query); with ``"sum_sdf"`` two copies of a
+    sphere sum to ``2 (r − |x|)``: the same surface and the same normals."""
+
+    def two_spheres(points, part_mask=None):
+        sdf = (0.5 - points.norm(dim=-1, keepdim=True)).expand(-1, -1, 2)
+        return FieldOutput(sdf=sdf, rgb_logits=torch.zeros(*sdf.shape, 3))
+
+    cameras = perspective_camera((0.3, 0.2, 2.0), focal=1.0)
+    origins, directions = cameras.generate_rays(16, 16)
+    near, far, hit = ray_box_intersection(origins, directions, torch.full((3,), -0.6), torch.full((3,), 0.6))
+    exact, disc = sphere_intersection(origins, directions, torch.zeros(3), 0.5)
+    interior = disc > 0.05
+    exact_normals = torch.nn.functional.normalize(origins + exact.unsqueeze(-1) * directions, dim=-1)
+    for composition in COMPOSITIONS:
+        output = VolumeRenderer(composition=composition).render(two_spheres, origins, directions, near, far, beta=1e-3, hit=hit)
+        assert output.part_masks.shape == (1, 256, 2)
+        assert ((output.depth - exact).abs() / exact)[interior].max() < 0.01, composition
+        cosine = (output.normals * exact_normals).sum(-1)[interior].clamp(-1, 1)
+        assert torch.rad2deg(torch.acos(cosine)).max() < 2.0, composition
+        assert torch.allclose(output.part_masks[interior], torch.full((int(interior.sum()), 2), 0.5), atol=1e-4)

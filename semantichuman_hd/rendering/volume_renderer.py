@@ -243,7 +243,12 @@ class VolumeRenderer(nn.Module):
             generator: Random generator for the sample jitter (``perturb=True``).
             perturb: Jitter the stratified and importance samples (training) or not (deterministic).
             ray_part_mask: Optional ``(B, R, K)`` bool: which parts may be evaluated along each ray.
-            create_graph: Make the normals differentiable (for losses on normal maps).
+            create_graph: Make the normals differentiable (for losses on normal maps); otherwise they
+                are values without gradient (everything else stays differentiable).
+
+        Returns:
+            A :class:`RenderOutput`; ``sample_depths``/``sample_weights`` hold the union of the
+            ``num_stratified + num_importance`` samples of each ray.
         """
         batch, rays = self._check_rays(origins, directions)
         near = self._check_ray_values("near", near, batch, rays)
@@ -316,6 +321,11 @@ class VolumeRenderer(nn.Module):
     def _render_rays(self, field, origins, directions, beta, hit, ray_part_mask, render_chunk, ray_values, num_samples):
         """Pack the active rays of each chunk, render them with ``render_chunk`` and scatter the results
         into background-filled per-ray outputs."""
+        if self.compute_normals and torch.is_inference_mode_enabled():
+            raise RuntimeError(
+                "Normals are taken by autograd, which torch.inference_mode() disables: render under "
+                "torch.no_grad() instead, or build the renderer with compute_normals=False."
+            )
         batch, rays = origins.shape[:2]
         beta_t = self._check_beta(beta, batch, origins)
         num_parts = self._num_parts(field, ray_part_mask, origins)
