@@ -1,0 +1,100 @@
+"""Look at a dataset folder: a contact sheet of random samples and per-part label statistics."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..io import atomic_path
+from ..parts import NUM_PARTS, PARTS
+from .dataset import SemanticHumanDataset, read_label_map
+from .format import MAX_LABEL, SEGM_DIR, DatasetFormatError, read_index
+from .labels import colorize_labels
+
+PREVIEW_TILE: int = 256
+"""Side in pixels of each tile of the contact sheet."""
+
+ABSENT_TILE_VALUE: int = 200
+"""Grey level of the tile shown where a sample has no normal map."""
+
+SHEET_COLUMNS: tuple[str, ...] = ("image", "labels", "normals")
+"""Columns of the contact sheet, one row per sample."""
+
+
+def _to_uint8(picture: torch.Tensor) -> np.ndarray:
+    """``(3, H, W)`` in [−1, 1] → ``(H, W, 3) uint8``."""
+    return ((picture.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def preview_dataset(root: str | os.PathLike, out_path: str | os.PathLike, num: int = 8, seed: int = 0, tile: int = PREVIEW_TILE) -> Path:
+    """Write a contact sheet PNG of ``num`` random samples: one row each, ``image | colour-coded
+    labels | normals`` (a grey tile where the dataset has no normals).
+
+    Parameters:
+        root: The dataset folder.
+        out_path: The PNG to write (atomically).
+        num: Number of samples (at most the dataset size; all of them if fewer).
+        seed: Seed of the random choice, so the same sheet comes back.
+        tile: Side of each tile in pixels.
+
+    Returns:
+        The path written.
+    """
+    if isinstance(num, bool) or not isinstance(num, int) or num <= 0:
+        raise ValueError(f"`num` must be a positive integer, got {num!r}.")
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile <= 0:
+        raise ValueError(f"`tile` must be a positive integer, got {tile!r}.")
+    dataset = SemanticHumanDataset(root, resolution=tile)
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(dataset.num_samples, size=min(num, dataset.num_samples), replace=False).tolist())
+    rows = []
+    for index in chosen:
+        item = dataset.load(index)
+        image = _to_uint8(item["image"])
+        labels = colorize_labels(item["segm"])
+        if "normals" in item:
+            normals = _to_uint8(item["normals"])
+        else:
+            normals = np.full((tile, tile, 3), ABSENT_TILE_VALUE, dtype=np.uint8)
+        rows.append(np.concatenate([image, labels, normals], axis=1))
+    sheet = np.concatenate(rows, axis=0)
+    out_path = Path(out_path)
+    with atomic_path(out_path) as tmp:
+        Image.fromarray(sheet).save(tmp, format="PNG")
+    return out_path
+
+
+def dataset_stats(root: str | os.PathLike) -> dict:
+    """Per-part label statistics of a dataset folder, from its stored label maps.
+
+    Returns:
+        ``{"num_images": N, "parts": {part: {"presence_rate", "mean_coverage",
+        "mean_coverage_when_present"}}, "background_coverage": …}`` where presence rate is the fraction
+        of images in which the part has at least one pixel, mean coverage the part's fraction of the
+        image pixels averaged over all images, and mean coverage when present the same average over
+        the images that show the part (None if none does). Fractions are of the stored picture (before
+        any padding to square).
+    """
+    index = read_index(root)
+    counts = np.zeros((len(index.names), NUM_PARTS + 1), dtype=np.float64)
+    for row, name in enumerate(index.names):
+        path = Path(root) / SEGM_DIR / name
+        segm = read_label_map(path)
+        top = int(segm.max(initial=0))
+        if top > MAX_LABEL:
+            raise DatasetFormatError(f"{path} holds label value {top}; allowed are 0 (background) to {MAX_LABEL}.")
+        counts[row] = np.bincount(segm.reshape(-1), minlength=NUM_PARTS + 1) / segm.size
+    present = counts[:, 1:] > 0
+    parts = {}
+    for k, part in enumerate(PARTS):
+        shown = present[:, k]
+        parts[part] = {
+            "presence_rate": float(shown.mean()),
+            "mean_coverage": float(counts[:, k + 1].mean()),
+            "mean_coverage_when_present": float(counts[shown, k + 1].mean()) if shown.any() else None,
+        }
+    return {"num_images": len(index.names), "parts": parts, "background_coverage": float(counts[:, 0].mean())}
