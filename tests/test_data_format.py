@@ -18,7 +18,6 @@ from semantichuman_hd.data import (
     CAMERA_LABEL_DIM,
     LABEL_DIM,
     SMPL_LABEL_DIM,
-    DatasetFormatError,
     DatasetWriter,
     SemanticHumanDataset,
     dataset_stats,
@@ -29,7 +28,7 @@ from semantichuman_hd.data import (
     write_index,
     write_sample,
 )
-from semantichuman_hd.data.format import LABEL_SLICES, encode_normals
+from semantichuman_hd.data.format import encode_normals
 from semantichuman_hd.data.labels import colorize_labels
 from semantichuman_hd.data.transforms import (
     mirror_camera_vector,
