@@ -1,0 +1,380 @@
+"""StyleGAN2 building blocks, re-implemented in plain PyTorch, with a GROUP axis of K independent networks.
+
+SemanticHuman-HD runs K = 6 independent StyleGAN2 synthesis networks, one per semantic part (DESIGN.md §3).
+Every layer here holds the weights of all K networks stacked on a leading group axis and evaluates them
+together, so the K generators cost one grouped convolution per layer and never a Python loop over parts.
+Activations carry the group axis explicitly: feature maps are ``(B, K, C, H, W)`` and codes ``(B, K, w_dim)``.
+Group ``k`` of an output depends only on group ``k`` of the inputs and on network ``k``'s weights.
+
+What is StyleGAN2 here (Karras et al., "Analyzing and Improving the Image Quality of StyleGAN", 2020):
+
+* equalised learning rate: parameters are stored at unit scale and multiplied by ``1/sqrt(fan_in)`` (times a
+  learning-rate multiplier) at run time;
+* modulated convolutions with weight demodulation: the style ``s = A(w)`` scales the input channels of the
+  weight, and each output channel is renormalised to unit expected variance;
+* per-layer noise inputs with a learned strength, bias and leaky ReLU scaled by ``sqrt(2)``;
+* a "skip" output branch: each block adds its own (un-demodulated, 1×1) output layer to the upsampled output
+  of the previous block (here the output is a tri-plane, so the layer is called :class:`ToPlanes`).
+
+What differs from the original, on purpose, to stay pure PyTorch and CPU friendly: upsampling (of feature
+maps before a convolution and of the skip output) is bilinear interpolation (``align_corners=False``)
+instead of transposed convolutions with a 4-tap FIR low-pass filter; no custom CUDA kernels.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LRELU_SLOPE: float = 0.2
+"""Negative slope of StyleGAN2's leaky ReLU."""
+
+LRELU_GAIN: float = math.sqrt(2.0)
+"""Gain after the leaky ReLU that keeps activations at unit variance."""
+
+ACTIVATIONS: tuple[str, ...] = ("linear", "lrelu")
+"""``activation`` values of :class:`FullyConnected` and :class:`GroupedFullyConnected`."""
+
+DEMODULATION_EPS: float = 1e-8
+"""Added to the squared weight norm before the reciprocal square root of weight demodulation."""
+
+NOISE_MODES: tuple[str, ...] = ("const", "random", "none")
+"""``noise_mode`` values: a fixed per-layer noise image saved with the weights (deterministic), fresh
+Gaussian noise (from ``generator`` if given), or no noise."""
+
+UPSAMPLE_FACTOR: int = 2
+"""Each synthesis block doubles the resolution."""
+
+UPSAMPLE_MODE: str = "bilinear"
+"""Interpolation used for every upsampling (see the module docstring)."""
+
+STYLE_BIAS_INIT: float = 1.0
+"""Initial bias of the style affines, so that styles start around 1 (identity modulation)."""
+
+
+def check_choice(value, allowed: tuple, argument: str) -> None:
+    """Raise ``ValueError`` naming ``argument`` unless ``value`` is one of ``allowed``."""
+    if value not in allowed:
+        raise ValueError(f"`{argument}` must be one of {list(allowed)}, got {value!r}.")
+
+
+def check_positive_int(value, argument: str) -> None:
+    """Raise ``ValueError`` naming ``argument`` unless ``value`` is a positive ``int``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"`{argument}` must be a positive integer, got {value!r}.")
+
+
+def bias_activation(x: torch.Tensor, bias: Optional[torch.Tensor], activation: str) -> torch.Tensor:
+    """``act(x + bias)``; the leaky ReLU is scaled by :data:`LRELU_GAIN`. ``bias`` broadcasts against ``x``."""
+    if bias is not None:
+        x = x + bias
+    if activation == "lrelu":
+        x = F.leaky_relu(x, LRELU_SLOPE) * LRELU_GAIN
+    return x
+
+
+def upsample(x: torch.Tensor, factor: int = UPSAMPLE_FACTOR) -> torch.Tensor:
+    """Bilinear upsampling of ``x (..., C, H, W)`` to ``(..., C, factor·H, factor·W)`` (leading axes folded)."""
+    leading = x.shape[:-3]
+    y = F.interpolate(x.reshape(-1, *x.shape[-3:]), scale_factor=factor, mode=UPSAMPLE_MODE, align_corners=False)
+    return y.reshape(*leading, *y.shape[-3:])
+
+
+class FullyConnected(nn.Module):
+    """Equalised-learning-rate linear layer ``(..., in) → (..., out)``.
+
+    Parameters:
+        in_features (`int`), out_features (`int`): Sizes.
+        bias (`bool`): Learn a bias.
+        activation (`str`): ``"linear"`` or ``"lrelu"``.
+        lr_multiplier (`float`): Scales the effective learning rate of this layer (StyleGAN2's mapping network
+            uses 0.01): parameters are stored divided by it and multiplied back at run time.
+        bias_init (`float`): Initial (effective) bias.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        activation: str = "linear",
+        lr_multiplier: float = 1.0,
+        bias_init: float = 0.0,
+    ):
+        super().__init__()
+        check_positive_int(in_features, "in_features")
+        check_positive_int(out_features, "out_features")
+        check_choice(activation, ACTIVATIONS, "activation")
+        if not lr_multiplier > 0:
+            raise ValueError(f"`lr_multiplier` must be positive, got {lr_multiplier!r}.")
+        self.activation = activation
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
+        self.bias = nn.Parameter(torch.full((out_features,), float(bias_init) / lr_multiplier)) if bias else None
+        self.weight_gain = lr_multiplier / math.sqrt(in_features)
+        self.bias_gain = lr_multiplier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = None if self.bias is None else self.bias * self.bias_gain
+        return bias_activation(F.linear(x, self.weight * self.weight_gain), bias, self.activation)
+
+    def extra_repr(self) -> str:
+        return f"in={self.weight.shape[1]}, out={self.weight.shape[0]}, activation={self.activation}"
+
+
+class GroupedFullyConnected(nn.Module):
+    """K independent equalised-learning-rate linear layers ``(..., K, in) → (..., K, out)``.
+
+    Weights are ``(K, out, in)``; group ``k`` of the input goes through layer ``k`` only.
+
+    Parameters:
+        num_groups (`int`): K.
+        in_features (`int`), out_features (`int`), bias (`bool`), activation (`str`), lr_multiplier (`float`),
+        bias_init (`float`): As in :class:`FullyConnected`.
+    """
+
+    def __init__(
+        self,
+        num_groups: int,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        activation: str = "linear",
+        lr_multiplier: float = 1.0,
+        bias_init: float = 0.0,
+    ):
+        super().__init__()
+        check_positive_int(num_groups, "num_groups")
+        check_positive_int(in_features, "in_features")
+        check_positive_int(out_features, "out_features")
+        check_choice(activation, ACTIVATIONS, "activation")
+        if not lr_multiplier > 0:
+            raise ValueError(f"`lr_multiplier` must be positive, got {lr_multiplier!r}.")
+        self.activation = activation
+        self.weight = nn.Parameter(torch.randn(num_groups, out_features, in_features) / lr_multiplier)
+        self.bias = (
+            nn.Parameter(torch.full((num_groups, out_features), float(bias_init) / lr_multiplier)) if bias else None
+        )
+        self.weight_gain = lr_multiplier / math.sqrt(in_features)
+        self.bias_gain = lr_multiplier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (..., K, in)`` → ``(..., K, out)``."""
+        y = torch.einsum("...ki,koi->...ko", x, self.weight * self.weight_gain)
+        bias = None if self.bias is None else self.bias * self.bias_gain
+        return bias_activation(y, bias, self.activation)
+
+    def extra_repr(self) -> str:
+        k, out_features, in_features = self.weight.shape
+        return f"groups={k}, in={in_features}, out={out_features}, activation={self.activation}"
+
+
+def normalize_second_moment(x: torch.Tensor, dim: int = -1, eps: float = 1e-8) -> torch.Tensor:
+    """``x / sqrt(mean(x², dim))``: StyleGAN2's normalisation of the input latent."""
+    return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
+
+
+class GroupedModulatedConv2d(nn.Module):
+    """K independent modulated convolutions (StyleGAN2), with optional demodulation and 2× upsampling.
+
+    For group ``k`` with weight ``W_k (Cout, Cin, k, k)`` and style ``s = A_k(w) (Cin,)``::
+
+        W'_k[o, i] = W_k[o, i] · s[i] · gain,      gain = 1 / sqrt(Cin · k²)
+        W''_k[o]   = W'_k[o] / sqrt(Σ_{i,kh,kw} W'_k[o, i]² + ε)          (if demodulate)
+
+    Evaluated without building per-sample weights: the input is scaled by the styles, convolved with the
+    shared weights of the K groups as ONE convolution with ``groups=K`` over the batch ``B`` (input
+    ``(B, K·Cin, H, W)``), and the output scaled by the per-sample demodulation coefficients, which equals
+    convolving with ``W''`` exactly (up to rounding).
+
+    Parameters:
+        num_groups (`int`): K.
+        in_channels (`int`), out_channels (`int`): Cin, Cout.
+        w_dim (`int`): Size of the codes ``w``.
+        kernel_size (`int`): Odd kernel size (padding keeps the resolution).
+        demodulate (`bool`): Weight demodulation (off for the output layers).
+        upsample (`bool`): Upsample the input 2× (bilinear) before the convolution.
+    """
+
+    def __init__(
+        self,
+        num_groups: int,
+        in_channels: int,
+        out_channels: int,
+        w_dim: int,
+        kernel_size: int = 3,
+        demodulate: bool = True,
+        upsample: bool = False,
+    ):
+        super().__init__()
+        check_positive_int(kernel_size, "kernel_size")
+        if kernel_size % 2 != 1:
+            raise ValueError(f"`kernel_size` must be odd, got {kernel_size!r}.")
+        self.num_groups = num_groups
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = kernel_size
+        self.demodulate = demodulate
+        self.upsample = upsample
+        self.affine = GroupedFullyConnected(num_groups, w_dim, in_channels, bias_init=STYLE_BIAS_INIT)
+        self.weight = nn.Parameter(torch.randn(num_groups, out_channels, in_channels, kernel_size, kernel_size))
+        self.weight_gain = 1.0 / math.sqrt(in_channels * kernel_size * kernel_size)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """``x (B, K, Cin, H, W)``, ``w (B, K, w_dim)`` → ``(B, K, Cout, H', W')`` (H' = 2H if upsampling)."""
+        batch, groups = x.shape[:2]
+        styles = self.affine(w) * self.weight_gain  # (B, K, Cin)
+        x = x * styles[..., None, None]
+        if self.upsample:
+            x = upsample(x)
+        height, width = x.shape[-2:]
+        weight = self.weight.reshape(groups * self.out_channels, self.in_channels, self.kernel_size, self.kernel_size)
+        y = F.conv2d(
+            x.reshape(batch, groups * self.in_channels, height, width),
+            weight,
+            padding=self.kernel_size // 2,
+            groups=groups,
+        ).reshape(batch, groups, self.out_channels, height, width)
+        if self.demodulate:
+            # Σ_{i,kh,kw} (W[o,i,kh,kw] s[i])² = Σ_i (Σ_{kh,kw} W[o,i,kh,kw]²) s[i]²
+            energy = torch.einsum("koi,bki->bko", self.weight.square().sum((3, 4)), styles.square())
+            y = y * (energy + DEMODULATION_EPS).rsqrt()[..., None, None]
+        return y
+
+    def extra_repr(self) -> str:
+        return (
+            f"groups={self.num_groups}, in={self.in_channels}, out={self.out_channels}, "
+            f"kernel={self.kernel_size}, demodulate={self.demodulate}, upsample={self.upsample}"
+        )
+
+
+class NoiseInput(nn.Module):
+    """Per-pixel noise with a learned strength per group (initially 0).
+
+    Parameters:
+        num_groups (`int`): K.
+        resolution (`int`): Side of the feature maps it is added to.
+    """
+
+    def __init__(self, num_groups: int, resolution: int):
+        super().__init__()
+        self.resolution = resolution
+        self.strength = nn.Parameter(torch.zeros(num_groups))
+        # One fixed noise image per group, saved with the weights: "const" noise is reproducible.
+        self.register_buffer("noise_const", torch.randn(num_groups, 1, resolution, resolution))
+
+    def forward(self, x: torch.Tensor, noise_mode: str = "const", generator: torch.Generator | None = None) -> torch.Tensor:
+        """Add noise to ``x (B, K, C, H, W)``."""
+        if noise_mode == "none":
+            return x
+        if noise_mode == "const":
+            noise = self.noise_const.unsqueeze(0)  # (1, K, 1, H, W)
+        else:
+            batch, groups = x.shape[:2]
+            device = generator.device if generator is not None else x.device
+            noise = torch.randn(
+                (batch, groups, 1, self.resolution, self.resolution), generator=generator, device=device, dtype=x.dtype
+            ).to(x.device)
+        return x + noise * self.strength.view(1, -1, 1, 1, 1)
+
+
+class SynthesisLayer(nn.Module):
+    """Modulated 3×3 convolution (optionally upsampling) + noise + bias + leaky ReLU, for K groups.
+
+    Parameters:
+        num_groups (`int`), in_channels (`int`), out_channels (`int`), w_dim (`int`): As in
+            :class:`GroupedModulatedConv2d`.
+        resolution (`int`): Output side.
+        upsample (`bool`): Double the resolution.
+    """
+
+    def __init__(self, num_groups: int, in_channels: int, out_channels: int, w_dim: int, resolution: int, upsample: bool = False):
+        super().__init__()
+        self.conv = GroupedModulatedConv2d(num_groups, in_channels, out_channels, w_dim, kernel_size=3, upsample=upsample)
+        self.noise = NoiseInput(num_groups, resolution)
+        self.bias = nn.Parameter(torch.zeros(num_groups, out_channels))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "const", generator=None) -> torch.Tensor:
+        """``x (B, K, Cin, H, W)``, ``w (B, K, w_dim)`` → ``(B, K, Cout, H', W')``."""
+        x = self.noise(self.conv(x, w), noise_mode, generator)
+        return bias_activation(x, self.bias[..., None, None], "lrelu")
+
+
+class ToPlanes(nn.Module):
+    """StyleGAN2's ToRGB for tri-planes: a modulated 1×1 convolution without demodulation, plus a bias.
+
+    Parameters:
+        num_groups (`int`), in_channels (`int`), w_dim (`int`): As in :class:`GroupedModulatedConv2d`.
+        out_channels (`int`): Output channels (3 planes × plane channels).
+    """
+
+    def __init__(self, num_groups: int, in_channels: int, out_channels: int, w_dim: int):
+        super().__init__()
+        self.conv = GroupedModulatedConv2d(num_groups, in_channels, out_channels, w_dim, kernel_size=1, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(num_groups, out_channels))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return bias_activation(self.conv(x, w), self.bias[..., None, None], "linear")
+
+
+class SynthesisBlock(nn.Module):
+    """One resolution of a StyleGAN2 "skip" synthesis network, for K groups.
+
+    The first block (``in_channels == 0``) starts from a learned constant at ``resolution``; later blocks
+    upsample their input 2×. Each block runs two synthesis layers (one for the first block) and adds its
+    :class:`ToPlanes` output to the upsampled output of the previous block.
+
+    It consumes ``num_conv + num_toplanes`` codes; the next block starts ``num_conv`` codes later (the
+    output layer shares its code with the next block's first layer, as in StyleGAN2).
+
+    Parameters:
+        num_groups (`int`): K.
+        in_channels (`int`): Channels of the previous block's features, 0 for the first block.
+        out_channels (`int`): Feature channels of this block.
+        w_dim (`int`): Size of the codes.
+        resolution (`int`): Output side of this block.
+        output_channels (`int`): Channels of the skip output (3 × plane channels).
+    """
+
+    def __init__(self, num_groups: int, in_channels: int, out_channels: int, w_dim: int, resolution: int, output_channels: int):
+        super().__init__()
+        self.resolution = resolution
+        self.is_first = in_channels == 0
+        if self.is_first:
+            self.const = nn.Parameter(torch.randn(num_groups, out_channels, resolution, resolution))
+            self.conv0 = None
+        else:
+            self.const = None
+            self.conv0 = SynthesisLayer(num_groups, in_channels, out_channels, w_dim, resolution, upsample=True)
+        self.conv1 = SynthesisLayer(num_groups, out_channels, out_channels, w_dim, resolution)
+        self.to_planes = ToPlanes(num_groups, out_channels, output_channels, w_dim)
+        self.num_conv = 1 if self.is_first else 2
+        self.num_toplanes = 1
+
+    def forward(
+        self,
+        x: Optional[torch.Tensor],
+        img: Optional[torch.Tensor],
+        ws: torch.Tensor,
+        noise_mode: str = "const",
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features ``x (B, K, Cin, H/2, W/2)`` (None for the first block), skip output ``img`` (None for the
+        first block) and codes ``ws (B, K, num_conv + num_toplanes, w_dim)`` → ``(x, img)`` at ``resolution``."""
+        if self.is_first:
+            x = self.const.unsqueeze(0).expand(ws.shape[0], *self.const.shape)
+            x = self.conv1(x, ws[:, :, 0], noise_mode, generator)
+        else:
+            x = self.conv0(x, ws[:, :, 0], noise_mode, generator)
+            x = self.conv1(x, ws[:, :, 1], noise_mode, generator)
+        out = self.to_planes(x, ws[:, :, self.num_conv])
+        img = out if img is None else upsample(img) + out
+        return x, img
+
+
+def block_channels(resolution: int, channel_base: int, channel_max: int) -> int:
+    """StyleGAN2's feature channels at a resolution: ``min(channel_base // resolution, channel_max)``."""
+    return max(1, min(channel_base // resolution, channel_max))

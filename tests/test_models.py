@@ -1,0 +1,478 @@
+"""The neural components (tiny preset): shapes, tri-plane axes, part independence of the batched
+generators, the mapper's truncation and per-part latents, decoder part masks and query counts, the
+super-resolution initialisation, safetensors round trips, preset sizes and argument checks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from semantichuman_hd.models import (
+    PLANE_AXES,
+    SR_SCALE,
+    LocalGenerators,
+    SemanticMapper,
+    SuperResolution3D,
+    TriplaneOutput,
+    sample_triplanes,
+)
+from semantichuman_hd.models.local_generators import BETA_INIT
+from semantichuman_hd.models.triplane import sample_triplane_pairs
+from semantichuman_hd.parts import NUM_PARTS
+from semantichuman_hd.presets import PRESETS, get_preset
+
+TINY = get_preset("tiny")
+BATCH = 2
+NUM_POINTS = 300
+DEMO_MAX_PARAMETERS = 12_500_000
+"""The demo preset must fit in 25 MB of fp16 weights."""
+
+
+def _randomize_noise_strength(module: torch.nn.Module) -> None:
+    """Noise strengths start at 0; make the noise inputs matter so the tests exercise them."""
+    with torch.no_grad():
+        for name, parameter in module.named_parameters():
+            if name.endswith("noise.strength"):
+                parameter.normal_()
+
+
+@pytest.fixture(scope="module")
+def models():
+    torch.manual_seed(0)
+    mapper = SemanticMapper(**TINY.mapper)
+    generators = LocalGenerators(**TINY.local_generators)
+    super_resolution = SuperResolution3D(**TINY.super_resolution)
+    _randomize_noise_strength(generators)
+    _randomize_noise_strength(super_resolution)
+    with torch.no_grad():
+        mapper.w_avg.normal_()
+    super_resolution.init_from_local_generators(generators)
+    return mapper.eval(), generators.eval(), super_resolution.eval()
+
+
+def _ws(mapper, seed=0, batch=BATCH):
+    latents = mapper.sample_latents(batch, generator=torch.Generator().manual_seed(seed), same_for_all_parts=False)
+    return latents, mapper(latents)
+
+
+def _canonical_points(generators, count=NUM_POINTS, seed=1, batch=BATCH):
+    """Points in (and slightly outside) the canonical box, metres."""
+    config = generators.config
+    unit = torch.rand(batch, count, 3, generator=torch.Generator().manual_seed(seed)) * 2.2 - 1.1
+    return unit * config.box_warp / 2 + torch.tensor(config.box_center)
+
+
+# --------------------------------------------------------------------------------------------- shapes
+
+
+@torch.no_grad()
+def test_shapes(models):
+    mapper, generators, super_resolution = models
+    latents, ws = _ws(mapper)
+    config = generators.config
+    assert latents.shape == (BATCH, NUM_PARTS, mapper.config.z_dim)
+    assert ws.shape == (BATCH, NUM_PARTS, generators.num_ws, config.w_dim)
+    assert generators.num_ws == 2 * int(math.log2(config.plane_resolution)) - 2
+    lr = generators.synthesize(ws)
+    assert isinstance(lr, TriplaneOutput)
+    size = config.plane_resolution
+    assert lr.planes.shape == (BATCH, NUM_PARTS, 3, config.plane_channels, size, size)
+    assert lr.features.shape == (BATCH, NUM_PARTS, generators.feature_channels, size, size)
+    hr = super_resolution.synthesize(lr, ws)
+    assert hr.shape == (BATCH, NUM_PARTS, 3, config.plane_channels, SR_SCALE * size, SR_SCALE * size)
+    assert super_resolution.hr_resolution == SR_SCALE * size
+    points = _canonical_points(generators)
+    for model, planes in ((generators, lr.planes), (super_resolution, hr)):
+        delta_sdf, rgb_logits = model.decode(planes, points)
+        assert delta_sdf.shape == (BATCH, NUM_POINTS, NUM_PARTS)
+        assert rgb_logits.shape == (BATCH, NUM_POINTS, NUM_PARTS, 3)
+        assert torch.isfinite(delta_sdf).all() and torch.isfinite(rgb_logits).all()
+    # A fresh generator stays close to the body prior: small residual SDF.
+    assert generators.decode(lr.planes, points)[0].abs().mean() < 0.05
+    assert float(generators.beta) == pytest.approx(BETA_INIT)
+
+
+# ------------------------------------------------------------------------------------ tri-plane axes
+
+
+def _coordinate_planes(size: int) -> torch.Tensor:
+    """``(1, 1, 3, 2, size, size)`` planes whose channels hold the (u, v) grid coordinate of each texel
+    centre: channel 0 = column coordinate u, channel 1 = row coordinate v."""
+    centres = (torch.arange(size, dtype=torch.float64) * 2 + 1) / size - 1
+    v, u = torch.meshgrid(centres, centres, indexing="ij")
+    plane = torch.stack([u, v])  # (2, H, W)
+    return plane.expand(1, 1, 3, 2, size, size).clone()
+
+
+@pytest.mark.parametrize("use_pairs", [False, True])
+def test_triplane_planes_are_xy_xz_yz(use_pairs):
+    """Plane p alone, holding its texel coordinates, reads back the point's PLANE_AXES[p] coordinates
+    (bilinear interpolation reproduces a linear field exactly between texel centres)."""
+    size = 8
+    limit = 1 - 1 / size  # the outermost texel centres
+    points = (torch.rand(1, 200, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2 - 1) * limit
+    expected_axes = [(0, 1), (0, 2), (1, 2)]
+    assert list(PLANE_AXES) == expected_axes
+    for plane, axes in enumerate(expected_axes):
+        planes = _coordinate_planes(size)
+        keep = torch.zeros(3, dtype=torch.float64)
+        keep[plane] = 1
+        planes = planes * keep.view(1, 1, 3, 1, 1, 1)
+        if use_pairs:
+            zeros = torch.zeros(200, dtype=torch.long)
+            features = sample_triplane_pairs(planes, zeros, zeros, points[0])
+        else:
+            features = sample_triplanes(planes, points)[0, :, 0]
+        torch.testing.assert_close(features * 3, points[0][:, list(axes)], atol=1e-12, rtol=0)
+
+
+def test_triplane_blob_in_xy_plane_reads_at_every_z():
+    """A feature at one texel of plane 0 is read by points with that texel's (x, y), whatever z, and by
+    no point with another (x, y)."""
+    size = 16
+    row, col = 11, 4
+    planes = torch.zeros(1, 1, 3, 1, size, size)
+    planes[0, 0, 0, 0, row, col] = 1.0
+    x, y = (2 * col + 1) / size - 1, (2 * row + 1) / size - 1
+    z = torch.linspace(-0.95, 0.95, 9)
+    on = torch.stack([torch.full_like(z, x), torch.full_like(z, y), z], dim=-1).unsqueeze(0)
+    features = sample_triplanes(planes, on)[0, :, 0, 0]
+    torch.testing.assert_close(features, torch.full_like(features, 1 / 3))
+    # Swapped roles (x ↔ y, or y used as z) read nothing.
+    off = torch.tensor([[[y, x, 0.0], [x, 0.0, y], [0.0, x, y]]])
+    assert sample_triplanes(planes, off).abs().max() == 0
+    # Outside the box: zero padding.
+    outside = torch.tensor([[[x, y, 0.0]]]) + torch.tensor([[[2.5, 0.0, 0.0]]])
+    assert sample_triplanes(planes, outside).abs().max() == 0
+
+
+def test_triplane_masked_sampling_matches_dense():
+    torch.manual_seed(0)
+    planes = torch.randn(2, NUM_PARTS, 3, 5, 7, 9, dtype=torch.float64)
+    points = torch.rand(2, 50, 3, dtype=torch.float64) * 2.4 - 1.2  # some outside [-1, 1]
+    mask = torch.rand(2, 50, NUM_PARTS) < 0.4
+    dense = sample_triplanes(planes, points)
+    masked = sample_triplanes(planes, points, mask)
+    torch.testing.assert_close(masked[mask], dense[mask])
+    assert masked[~mask].abs().max() == 0
+
+
+# ------------------------------------------------------------------------------------- independence
+
+
+def _part_slice(model, part: int, factory):
+    """A one-part copy of ``model`` holding part ``part``'s weights (every per-part tensor has the part
+    axis first; β is shared)."""
+    config = dict(model.config)
+    config["num_parts"] = 1
+    single = factory(**config)
+    state = {
+        name: (tensor if tensor.ndim == 0 else tensor[part : part + 1]) for name, tensor in model.state_dict().items()
+    }
+    single.load_state_dict(state)
+    return single.eval()
+
+
+@torch.no_grad()
+def test_batched_parts_equal_each_part_alone(models):
+    """Run in float64 so that the comparison is tight (the two computations only group work differently)."""
+    mapper, generators, super_resolution = models
+    generators = LocalGenerators.from_config(generators.config)
+    generators.load_state_dict(models[1].state_dict())
+    super_resolution = SuperResolution3D.from_config(super_resolution.config)
+    super_resolution.load_state_dict(models[2].state_dict())
+    generators, super_resolution = generators.double().eval(), super_resolution.double().eval()
+    _, ws = _ws(mapper)
+    ws = ws.double()
+    lr = generators.synthesize(ws)
+    hr = super_resolution.synthesize(lr, ws)
+    points = _canonical_points(generators).double()
+    delta_sdf, rgb_logits = generators.decode(lr.planes, points)
+    hr_delta_sdf, _ = super_resolution.decode(hr, points)
+    close = dict(atol=1e-10, rtol=1e-10)
+    for part in (0, 3, NUM_PARTS - 1):
+        alone = _part_slice(generators, part, LocalGenerators).double()
+        lr_alone = alone.synthesize(ws[:, part : part + 1])
+        torch.testing.assert_close(lr_alone.planes, lr.planes[:, part : part + 1], **close)
+        torch.testing.assert_close(lr_alone.features, lr.features[:, part : part + 1], **close)
+        d, r = alone.decode(lr_alone.planes, points)
+        torch.testing.assert_close(d, delta_sdf[..., part : part + 1], **close)
+        torch.testing.assert_close(r, rgb_logits[..., part : part + 1, :], **close)
+        sr_alone = _part_slice(super_resolution, part, SuperResolution3D).double()
+        hr_alone = sr_alone.synthesize(lr_alone, ws[:, part : part + 1])
+        torch.testing.assert_close(hr_alone, hr[:, part : part + 1], **close)
+        torch.testing.assert_close(sr_alone.decode(hr_alone, points)[0], hr_delta_sdf[..., part : part + 1], **close)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("noise_mode", ["const", "random"])
+def test_changing_one_part_changes_only_that_part(models, noise_mode):
+    mapper, generators, super_resolution = models
+    latents, ws = _ws(mapper)
+    edited = latents.clone()
+    part = 2
+    edited[:, part] = torch.randn(BATCH, mapper.config.z_dim, generator=torch.Generator().manual_seed(9))
+    ws_edited = mapper(edited)
+    generator = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    outputs = []
+    for codes in (ws, ws_edited):
+        lr = generators.synthesize(codes, noise_mode=noise_mode, generator=generator())
+        hr = super_resolution.synthesize(lr, codes, noise_mode=noise_mode, generator=generator())
+        points = _canonical_points(generators)
+        outputs.append((lr.planes, lr.features, hr, *generators.decode(lr.planes, points), *super_resolution.decode(hr, points)))
+    others = [k for k in range(NUM_PARTS) if k != part]
+    part_axis = (1, 1, 1, 2, 2, 2, 2)  # where K sits in each output
+    for before, after, axis in zip(*outputs, part_axis):
+        assert torch.equal(before.index_select(axis, torch.tensor(others)), after.index_select(axis, torch.tensor(others)))
+        assert not torch.equal(before.select(axis, part), after.select(axis, part))
+
+
+@torch.no_grad()
+def test_batch_elements_are_independent(models):
+    mapper, generators, _ = models
+    _, ws = _ws(mapper, batch=3)
+    planes = generators.synthesize(ws).planes
+    alone = generators.synthesize(ws[1:2]).planes
+    torch.testing.assert_close(alone, planes[1:2], atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_noise_modes(models):
+    mapper, generators, _ = models
+    _, ws = _ws(mapper)
+    const = generators.synthesize(ws).planes
+    assert torch.equal(const, generators.synthesize(ws, noise_mode="const").planes)
+    first = generators.synthesize(ws, noise_mode="random", generator=torch.Generator().manual_seed(3)).planes
+    again = generators.synthesize(ws, noise_mode="random", generator=torch.Generator().manual_seed(3)).planes
+    other = generators.synthesize(ws, noise_mode="random", generator=torch.Generator().manual_seed(4)).planes
+    none = generators.synthesize(ws, noise_mode="none").planes
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    assert not torch.equal(none, const)
+
+
+# -------------------------------------------------------------------------------------------- mapper
+
+
+@torch.no_grad()
+def test_mapper_truncation(models):
+    mapper, _, _ = models
+    latents, ws = _ws(mapper)
+    average = mapper.w_avg.view(1, NUM_PARTS, 1, -1).expand_as(ws)
+    torch.testing.assert_close(mapper(latents, truncation_psi=0.0), average)
+    half = mapper(latents, truncation_psi=0.5)
+    torch.testing.assert_close(half, (ws + average) / 2)
+    cut = mapper(latents, truncation_psi=0.0, truncation_cutoff=3)
+    torch.testing.assert_close(cut[:, :, :3], average[:, :, :3])
+    assert torch.equal(cut[:, :, 3:], ws[:, :, 3:])
+    # One code per part, repeated for every layer.
+    assert torch.equal(ws, ws[:, :, :1].expand_as(ws))
+
+
+@torch.no_grad()
+def test_mapper_per_part_latents(models):
+    mapper, _, _ = models
+    shared = mapper.sample_latents(2, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(shared, shared[:, :1].expand_as(shared))
+    ws = mapper(shared)
+    assert not torch.allclose(ws[:, 0], ws[:, 1])  # one z, K different part codes
+    edited = shared.clone()
+    edited[:, 4] = torch.randn(2, mapper.config.z_dim)
+    ws_edited = mapper(edited)
+    changed = (ws_edited != ws).flatten(2).any(-1)  # (B, K)
+    assert changed[:, 4].all() and not changed[:, [0, 1, 2, 3, 5]].any()
+    separate = mapper.sample_latents(2, generator=torch.Generator().manual_seed(0), same_for_all_parts=False)
+    assert not torch.equal(separate[:, 0], separate[:, 1])
+
+
+@torch.no_grad()
+def test_mapper_tracks_w_avg():
+    torch.manual_seed(0)
+    mapper = SemanticMapper(**TINY.mapper)
+    latents = mapper.sample_latents(8, generator=torch.Generator().manual_seed(1))
+    before = mapper.w_avg.clone()
+    mapper(latents)
+    assert torch.equal(mapper.w_avg, before)  # only when asked
+    w = mapper(latents, update_w_avg=True)[:, :, 0]
+    beta = mapper.config.w_avg_beta
+    torch.testing.assert_close(mapper.w_avg, before * beta + w.mean(0) * (1 - beta))
+
+
+# ------------------------------------------------------------------------------------------ decoders
+
+
+@pytest.mark.parametrize("which", ["low", "high"])
+def test_part_mask_skips_queries_and_fills(models, which):
+    mapper, generators, super_resolution = models
+    _, ws = _ws(mapper)
+    with torch.no_grad():
+        lr = generators.synthesize(ws)
+        planes, model = (lr.planes, generators) if which == "low" else (super_resolution.synthesize(lr, ws), super_resolution)
+    points = _canonical_points(generators)
+    mask = torch.rand(BATCH, NUM_POINTS, NUM_PARTS, generator=torch.Generator().manual_seed(2)) < 0.3
+    model.reset_decoder_query_count()
+    dense_sdf, dense_rgb = model.decode(planes, points)
+    assert model.last_num_decoder_queries == BATCH * NUM_POINTS * NUM_PARTS
+    delta_sdf, rgb_logits = model.decode(planes, points, mask)
+    assert model.last_num_decoder_queries == int(mask.sum())
+    assert model.total_decoder_queries == BATCH * NUM_POINTS * NUM_PARTS + int(mask.sum())
+    assert torch.isneginf(delta_sdf[~mask]).all() and (rgb_logits[~mask] == 0).all()
+    torch.testing.assert_close(delta_sdf[mask], dense_sdf[mask], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(rgb_logits[mask], dense_rgb[mask], atol=1e-5, rtol=1e-5)
+    nothing = torch.zeros_like(mask)
+    delta_sdf, rgb_logits = model.decode(planes, points, nothing)
+    assert model.last_num_decoder_queries == 0 and torch.isneginf(delta_sdf).all() and (rgb_logits == 0).all()
+    # Differentiable with respect to the points (normals) on the masked path, twice (eikonal).
+    points = points.clone().requires_grad_(True)
+    delta_sdf, _ = model.decode(planes, points, mask)
+    (gradient,) = torch.autograd.grad(delta_sdf[mask].sum(), points, create_graph=True)
+    assert gradient.abs().sum() > 0
+    gradient.square().sum().backward()
+    assert model.decoders.weights[0].grad is not None
+
+
+# ------------------------------------------------------------------------------------ super-resolution
+
+
+@torch.no_grad()
+def test_super_resolution_init_copies_decoders_and_beta():
+    torch.manual_seed(0)
+    generators = LocalGenerators(**TINY.local_generators)
+    super_resolution = SuperResolution3D(**TINY.super_resolution)
+    generators.beta.fill_(0.037)
+    for parameter in generators.decoders.parameters():
+        parameter.normal_()
+    planes = torch.randn(1, NUM_PARTS, 3, generators.config.plane_channels, 16, 16)
+    points = _canonical_points(generators, batch=1)
+    assert not torch.equal(super_resolution.decode(planes, points)[1], generators.decode(planes, points)[1])
+    super_resolution.init_from_local_generators(generators)
+    for ours, theirs in zip(super_resolution.decoders.parameters(), generators.decoders.parameters()):
+        assert torch.equal(ours, theirs) and ours.data_ptr() != theirs.data_ptr()
+    assert float(super_resolution.beta) == pytest.approx(0.037)
+    for ours, theirs in zip(super_resolution.decode(planes, points), generators.decode(planes, points)):
+        assert torch.equal(ours, theirs)
+    generators.beta.fill_(0.5)
+    assert float(super_resolution.beta) == pytest.approx(0.037)  # a copy, not shared
+
+    other = dict(TINY.local_generators, decoder_hidden=[8])
+    with pytest.raises(ValueError, match="decoder_hidden"):
+        super_resolution.init_from_local_generators(LocalGenerators(**other))
+
+
+# ------------------------------------------------------------------------------ save / load round trip
+
+
+@torch.no_grad()
+def test_save_load_round_trip(models, tmp_path):
+    mapper, generators, super_resolution = models
+    latents, ws = _ws(mapper)
+    points = _canonical_points(generators)
+    lr = generators.synthesize(ws)
+
+    def outputs(m, g, s):
+        w = m(latents, truncation_psi=0.7)
+        low = g.synthesize(w)
+        high = s.synthesize(low, w)
+        return [w, low.planes, low.features, high, *g.decode(low.planes, points), *s.decode(high, points)]
+
+    reloaded = []
+    for name, model in (("mapper", mapper), ("local_generators", generators), ("super_resolution", super_resolution)):
+        folder = tmp_path / name
+        model.save_pretrained(folder, safe_serialization=True)
+        assert (folder / "config.json").is_file()
+        assert list(folder.glob("*.safetensors")) and not list(folder.glob("*.bin"))
+        reloaded.append(type(model).from_pretrained(folder, use_safetensors=True).eval())
+    for before, after in zip(outputs(mapper, generators, super_resolution), outputs(*reloaded)):
+        assert torch.equal(before, after)
+    assert torch.equal(reloaded[0].w_avg, mapper.w_avg)
+    assert lr.planes.shape[0] == BATCH
+
+
+# ------------------------------------------------------------------------------------------- presets
+
+
+def test_presets_are_consistent_and_demo_is_small():
+    counts = {}
+    for name, preset in PRESETS.items():
+        with torch.device("meta"):
+            components = (
+                SemanticMapper(**preset.mapper),
+                LocalGenerators(**preset.local_generators),
+                SuperResolution3D(**preset.super_resolution),
+            )
+        mapper, generators, super_resolution = components
+        assert mapper.config.num_ws == generators.num_ws
+        assert super_resolution.lr_feature_channels == generators.feature_channels
+        assert preset.high_resolution == SR_SCALE * preset.low_resolution
+        counts[name] = [sum(p.numel() for p in c.parameters()) for c in components]
+        print(f"{name}: mapper {counts[name][0]:,} + generators {counts[name][1]:,} + SR {counts[name][2]:,} = {sum(counts[name]):,} parameters")
+    assert sum(counts["demo"]) <= DEMO_MAX_PARAMETERS
+    assert sum(counts["tiny"]) < sum(counts["demo"]) < sum(counts["paper"])
+    paper = PRESETS["paper"]
+    assert (paper.mapper["z_dim"], paper.mapper["w_dim"]) == (512, 512)
+    assert paper.local_generators["plane_resolution"] == 256 and paper.local_generators["plane_channels"] == 16
+    assert (paper.low_resolution, paper.high_resolution, paper.num_stratified, paper.num_importance) == (256, 1024, 36, 36)
+    with pytest.raises(ValueError, match="tiny"):
+        get_preset("huge")
+    with pytest.raises(TypeError):
+        PRESETS["tiny"].mapper["z_dim"] = 3  # read-only
+
+
+def test_paper_channels():
+    """512 channels up to 64², 256 at 128², 128 at 256² (DESIGN.md §3)."""
+    with torch.device("meta"):
+        generators = LocalGenerators(**PRESETS["paper"].local_generators)
+    channels = {block.resolution: block.conv1.conv.out_channels for block in generators.blocks}
+    assert channels == {4: 512, 8: 512, 16: 512, 32: 512, 64: 512, 128: 256, 256: 128}
+
+
+# ----------------------------------------------------------------------------------------- arguments
+
+
+def test_bad_arguments_raise(models):
+    mapper, generators, super_resolution = models
+    z_dim = mapper.config.z_dim
+    with pytest.raises(ValueError, match="latents"):
+        mapper(torch.randn(2, NUM_PARTS, z_dim + 1))
+    with pytest.raises(ValueError, match="latents"):
+        mapper(torch.randn(2, z_dim))
+    with pytest.raises(ValueError, match="NaN"):
+        mapper(torch.full((1, NUM_PARTS, z_dim), float("nan")))
+    with pytest.raises(ValueError, match="truncation_psi"):
+        mapper(torch.randn(1, NUM_PARTS, z_dim), truncation_psi=float("nan"))
+    with pytest.raises(ValueError, match="truncation_cutoff"):
+        mapper(torch.randn(1, NUM_PARTS, z_dim), truncation_cutoff=99)
+    with pytest.raises(ValueError, match="batch_size"):
+        mapper.sample_latents(0)
+    _, ws = _ws(mapper)
+    with pytest.raises(ValueError, match="noise_mode"):
+        generators.synthesize(ws, noise_mode="fresh")
+    with pytest.raises(ValueError, match="ws"):
+        generators.synthesize(ws[:, :, :-1])
+    with pytest.raises(ValueError, match="ws"):
+        generators.synthesize(ws * float("inf"))
+    lr = generators.synthesize(ws)
+    with pytest.raises(ValueError, match="lr.planes"):
+        super_resolution.synthesize(TriplaneOutput(planes=lr.planes[:, :3], features=lr.features), ws)
+    with pytest.raises(ValueError, match="lr.features"):
+        super_resolution.synthesize(TriplaneOutput(planes=lr.planes, features=lr.features[..., :4]), ws)
+    points = _canonical_points(generators)
+    with pytest.raises(ValueError, match="points_canonical"):
+        generators.decode(lr.planes, points[..., :2])
+    with pytest.raises(ValueError, match="part_mask"):
+        generators.decode(lr.planes, points, torch.ones(BATCH, NUM_POINTS, NUM_PARTS))  # not bool
+    with pytest.raises(ValueError, match="planes"):
+        generators.decode(lr.planes[:, :, :2], points)
+    with pytest.raises(ValueError, match="plane_resolution"):
+        LocalGenerators(**dict(TINY.local_generators, plane_resolution=48))
+    with pytest.raises(ValueError, match="box_warp"):
+        LocalGenerators(**dict(TINY.local_generators, box_warp=-1.0))
+    with pytest.raises(ValueError, match="box_center"):
+        LocalGenerators(**dict(TINY.local_generators, box_center=[0.0, 1.0]))
+    with pytest.raises(ValueError, match="decoder_hidden"):
+        LocalGenerators(**dict(TINY.local_generators, decoder_hidden=[0]))
+    with pytest.raises(ValueError, match="w_avg_beta"):
+        SemanticMapper(**dict(TINY.mapper, w_avg_beta=1.5))
+    with pytest.raises(ValueError, match="local_generators"):
+        super_resolution.init_from_local_generators(mapper)
