@@ -19,6 +19,7 @@ DEFAULT_PREVIEW_NUM: int = 8
 
 MAKE_DATASET_SOURCES: dict[str, str] = {
     "deepfashion": "semantichuman_hd.cli.data:add_deepfashion_parser",
+    "synthetic": "semantichuman_hd.data.synthetic.cli:add_synthetic_parser",
 }
 """``make-dataset`` sources: sub-command name → ``"module:function"`` that adds its parser."""
 
