@@ -100,7 +100,7 @@ PRESETS: dict[str, PresetConfig] = {
         num_stratified=12,
         num_importance=12,
     ),
-    # Trainable on a 2-core CPU: about 3.2 M parameters in all (6.4 MB in fp16).
+    # Trainable on a 2-core CPU: 3.29 M parameters in all (6.6 MB in fp16).
     "demo": _preset(
         z_dim=128,
         w_dim=128,

@@ -19,6 +19,7 @@ from semantichuman_hd.models import (
     sample_triplanes,
 )
 from semantichuman_hd.models.local_generators import BETA_INIT
+from semantichuman_hd.models.stylegan2 import DEMODULATION_EPS, GroupedModulatedConv2d
 from semantichuman_hd.models.triplane import sample_triplane_pairs
 from semantichuman_hd.parts import NUM_PARTS
 from semantichuman_hd.presets import PRESETS, get_preset
@@ -30,11 +31,12 @@ DEMO_MAX_PARAMETERS = 12_500_000
 """The demo preset must fit in 25 MB of fp16 weights."""
 
 
-def _randomize_noise_strength(module: torch.nn.Module) -> None:
-    """Noise strengths start at 0; make the noise inputs matter so the tests exercise them."""
+def _randomize_zero_initialised(module: torch.nn.Module) -> None:
+    """Noise strengths and the super-resolution output layers start at 0; make them matter so that the
+    tests exercise them."""
     with torch.no_grad():
         for name, parameter in module.named_parameters():
-            if name.endswith("noise.strength"):
+            if name.endswith("noise.strength") or (isinstance(module, SuperResolution3D) and name.endswith("to_planes.conv.weight")):
                 parameter.normal_()
 
 
@@ -44,8 +46,8 @@ def models():
     mapper = SemanticMapper(**TINY.mapper)
     generators = LocalGenerators(**TINY.local_generators)
     super_resolution = SuperResolution3D(**TINY.super_resolution)
-    _randomize_noise_strength(generators)
-    _randomize_noise_strength(super_resolution)
+    _randomize_zero_initialised(generators)
+    _randomize_zero_initialised(super_resolution)
     with torch.no_grad():
         mapper.w_avg.normal_()
     super_resolution.init_from_local_generators(generators)
@@ -252,6 +254,28 @@ def test_noise_modes(models):
     assert not torch.equal(none, const)
 
 
+@pytest.mark.parametrize("upsample", [False, True])
+def test_modulated_conv_matches_its_definition(upsample):
+    """The grouped, input-scaled evaluation equals convolving each sample with its own modulated and
+    demodulated weight W''[o, i] = W'[o, i] / sqrt(Σ_{i,kh,kw} W'[o, i]² + ε), W'[o, i] = W[o, i] s[i] gain."""
+    torch.manual_seed(0)
+    groups, cin, cout, w_dim = 3, 4, 5, 8
+    conv = GroupedModulatedConv2d(groups, cin, cout, w_dim, kernel_size=3, upsample=upsample).double()
+    x = torch.randn(2, groups, cin, 6, 6, dtype=torch.float64)
+    w = torch.randn(2, groups, w_dim, dtype=torch.float64)
+    y = conv(x, w)
+    styles = conv.affine(w)  # (B, K, Cin)
+    for b in range(2):
+        for k in range(groups):
+            weight = conv.weight[k] * styles[b, k].view(1, -1, 1, 1) * conv.weight_gain
+            weight = weight / (weight.square().sum((1, 2, 3), keepdim=True) + DEMODULATION_EPS).sqrt()
+            xb = x[b, k : k + 1]
+            if upsample:
+                xb = torch.nn.functional.interpolate(xb, scale_factor=2, mode="bilinear", align_corners=False)
+            expected = torch.nn.functional.conv2d(xb, weight, padding=1)[0]
+            torch.testing.assert_close(y[b, k], expected, atol=1e-10, rtol=1e-10)
+
+
 # -------------------------------------------------------------------------------------------- mapper
 
 
@@ -358,6 +382,19 @@ def test_super_resolution_init_copies_decoders_and_beta():
     other = dict(TINY.local_generators, decoder_hidden=[8])
     with pytest.raises(ValueError, match="decoder_hidden"):
         super_resolution.init_from_local_generators(LocalGenerators(**other))
+
+
+@torch.no_grad()
+def test_fresh_super_resolution_upsamples_the_lr_planes(models):
+    mapper, generators, _ = models
+    _, ws = _ws(mapper)
+    lr = generators.synthesize(ws)
+    fresh = SuperResolution3D(**TINY.super_resolution)
+    hr = fresh.synthesize(lr, ws)
+    flat = lr.planes.flatten(1, 3)
+    for _ in range(2):
+        flat = torch.nn.functional.interpolate(flat, scale_factor=2, mode="bilinear", align_corners=False)
+    torch.testing.assert_close(hr, flat.reshape(hr.shape))
 
 
 # ------------------------------------------------------------------------------ save / load round trip

@@ -46,7 +46,9 @@ class SuperResolution3D(TriplaneDecoding, ModelMixin, ConfigMixin):
     low-resolution code ``ws[:, :, -1]`` (as EG3D's super-resolution does).
 
     The high-resolution decoders have the architecture of the low-resolution ones and are initialised from
-    them, and β from the stage-1 β, by :meth:`init_from_local_generators`.
+    them, and β from the stage-1 β, by :meth:`init_from_local_generators`. The blocks' output layers start
+    at zero, so that a fresh module's HR tri-plane is exactly the LR one upsampled (bilinearly) and stage 2
+    starts by rendering the stage-1 person; the blocks then learn the high-frequency residual.
 
     Parameters:
         w_dim (`int`): Size of the codes.
@@ -103,6 +105,9 @@ class SuperResolution3D(TriplaneDecoding, ModelMixin, ConfigMixin):
             blocks.append(SynthesisBlock(num_parts, in_channels, out_channels, w_dim, resolution, NUM_PLANES * plane_channels))
             in_channels = out_channels
         self.blocks = nn.ModuleList(blocks)
+        with torch.no_grad():
+            for block in self.blocks:
+                block.to_planes.conv.weight.zero_()  # start as the upsampled LR tri-plane (see the class docstring)
         self.decoders = PartDecoders(num_parts, plane_channels, hidden)
         self.beta = nn.Parameter(torch.tensor(float(beta_init)))
 
