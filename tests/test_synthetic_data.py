@@ -109,7 +109,7 @@ def _front_spec(generator, garments):
     spec.outfit = OutfitSpec(skin=spec.outfit.skin, garments=garments)
     spec.body_pose, spec.global_orient, spec.betas = pose, np.zeros(3), np.zeros(10)
     spec.transl, spec.scale = np.zeros(3), 1.0
-    vertices = generator.build_scene(spec, centred=False).vertices
+    vertices = generator.build_scene(spec).vertices
     spec.transl = -(vertices.min(0) + vertices.max(0)) / 2
     return spec
 

@@ -22,6 +22,8 @@ gives the garment's ground-truth canonical mesh (:func:`build_outfit` on a canon
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -64,6 +66,9 @@ HAIR_OFFSET: float = 0.012
 """Offset of a hair cap above the scalp (styles add volume on top)."""
 HAT_CLEARANCE: float = 0.014
 """How far a hat crown sits above the hair."""
+
+CLIP_CACHE_SIZE: int = 64
+"""Cut regions remembered per body topology (a garment is cut once and placed on several states)."""
 
 CONE_SECTORS: int = 48
 """Angular resolution of skirt-like and hair-sheet surfaces."""
@@ -109,6 +114,7 @@ class BodyTopology:
         torso: ``(V,)`` the rest (trunk and neck).
         arm_field, leg_field, head_field, torso_field: ``(V,)`` the same segments as smooth signed fields
             (positive inside, zero on the boundary; from the skinning weights), for clean garment cuts.
+        clip_cache: Recently cut regions (:func:`clip_region`), by a digest of their field.
     """
 
     faces: np.ndarray
@@ -124,6 +130,7 @@ class BodyTopology:
     leg_field: np.ndarray
     head_field: np.ndarray
     torso_field: np.ndarray
+    clip_cache: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_body_model(cls, body: BodyModel) -> "BodyTopology":
@@ -170,6 +177,7 @@ class BodyTopology:
         central = self.torso & (np.abs(self.template[:, 0]) < 0.03)
         return float(self.template[central, 1].min())
 
+    @functools.cached_property
     def face_points(self) -> dict[str, list[float]]:
         """Rest-pose positions (betas 0) of the facial features painted on the skin: the eyes, brows and
         mouth, each the front-most head surface at its height."""
@@ -341,6 +349,17 @@ def clip_region(topology: BodyTopology, field_values: np.ndarray) -> SurfaceRegi
     garment edges follow smooth curves instead of the triangles' jagged boundaries. Cut points are
     shared between neighbouring triangles (the region stays one connected mesh). None if empty.
     """
+    key = hashlib.blake2b(np.ascontiguousarray(field_values, dtype=np.float64).tobytes(), digest_size=16).digest()
+    if key in topology.clip_cache:
+        return topology.clip_cache[key]
+    region = _clip_region(topology, field_values)
+    if len(topology.clip_cache) >= CLIP_CACHE_SIZE:
+        topology.clip_cache.pop(next(iter(topology.clip_cache)))
+    topology.clip_cache[key] = region
+    return region
+
+
+def _clip_region(topology: BodyTopology, field_values: np.ndarray) -> SurfaceRegion | None:
     faces = topology.faces
     num_vertices = len(topology.template)
     values = field_values[faces]  # (F, 3)
@@ -433,16 +452,36 @@ def cross_section_extent(points: np.ndarray, centre: np.ndarray, heights: np.nda
         ``(R, S)`` the largest distance from the axis of the points within :data:`CROSS_SECTION_SLAB` of
         each height and within one sector of each azimuth (0 where there are none).
     """
+    extent = np.zeros((len(heights), len(angles)))
+    low, high = heights.min() - CROSS_SECTION_SLAB, heights.max() + CROSS_SECTION_SLAB
+    points = points[(points[:, 1] > low) & (points[:, 1] < high)]
+    if len(points) == 0:
+        return extent
     dx, dz = points[:, 0] - centre[0], points[:, 2] - centre[1]
     radius = np.hypot(dx, dz)
     azimuth = np.arctan2(dx, dz)
     sector = 2.0 * math.pi / len(angles)
-    extent = np.zeros((len(heights), len(angles)))
-    near_height = np.abs(points[None, :, 1] - heights[:, None]) < CROSS_SECTION_SLAB  # (R, P)
-    angular = np.abs((azimuth[None, :] - angles[:, None] + math.pi) % (2 * math.pi) - math.pi) < sector  # (S, P)
-    for row in range(len(heights)):
-        candidates = np.where(angular & near_height[row][None, :], radius[None, :], 0.0)
-        extent[row] = candidates.max(1)
+    # Each point counts for every (height, azimuth) cell within the slab and one sector of it.
+    row_step = (heights[-1] - heights[0]) / max(len(heights) - 1, 1) if len(heights) > 1 else 1.0
+    row_reach = int(math.ceil(CROSS_SECTION_SLAB / max(abs(row_step), 1e-9))) + 1
+    row_centre = np.rint((points[:, 1] - heights[0]) / row_step).astype(np.int64) if len(heights) > 1 else np.zeros(len(points), np.int64)
+    angle_step = (angles[-1] - angles[0]) / max(len(angles) - 1, 1)
+    around = (azimuth - angles[0]) % (2 * math.pi)
+    around = np.where(around > angles[-1] - angles[0] + 2 * sector, around - 2 * math.pi, around)  # just before the start
+    column_centre = np.rint(around / angle_step).astype(np.int64)
+    column_reach = int(math.ceil(sector / angle_step)) + 1
+    for row_offset in range(-row_reach, row_reach + 1):
+        rows = row_centre + row_offset
+        valid_row = (rows >= 0) & (rows < len(heights))
+        rows_clipped = np.clip(rows, 0, len(heights) - 1)
+        near_height = valid_row & (np.abs(points[:, 1] - heights[rows_clipped]) < CROSS_SECTION_SLAB)
+        for column_offset in range(-column_reach, column_reach + 1):
+            columns = (column_centre + column_offset) % len(angles) if np.isclose(angle_step * len(angles), 2 * math.pi) else column_centre + column_offset
+            valid = near_height & (columns >= 0) & (columns < len(angles))
+            columns = np.clip(columns, 0, len(angles) - 1)
+            difference = np.abs((azimuth - angles[columns] + math.pi) % (2 * math.pi) - math.pi)
+            valid &= difference < sector
+            np.maximum.at(extent, (rows_clipped[valid], columns[valid]), radius[valid])
     return extent
 
 
@@ -873,7 +912,7 @@ def build_hat(spec: GarmentSpec, context: BuildContext) -> list[MeshPiece]:
 def build_glasses(spec: GarmentSpec, context: BuildContext) -> list[MeshPiece]:
     """Glasses (part "accessories"): two frames around the eyes and, for sunglasses, dark lenses."""
     state, topology, params = context.state, context.state.topology, spec.params
-    face = topology.face_points()
+    face = topology.face_points
     radius = params["radius"]
     pieces = []
     # Face points are template positions; move them to the shaped head (rigidly with the head joint).

@@ -8,9 +8,9 @@ Sample ``i`` of a dataset with seed ``s`` depends only on ``(s, i)``:
    while an arm passes through the trunk; a global orientation mostly facing the camera (yaw within
    ±:data:`FRONT_YAW`) with some side and back views.
 3. **Geometry** — the body and every garment posed with the body model (:mod:`.garments`), then
-   centred (``transl``) and, only if it would not fit the frame, scaled down (``scale``); the label
-   records both, so ``scale · (BodyModel(betas, body_pose, global_orient, transl) vertices)`` is the
-   rendered body exactly.
+   centred (``transl``) and scaled to fill most of the frame (``scale`` within :data:`SCALE_RANGE`);
+   the label records both, so ``scale · (BodyModel(betas, body_pose, global_orient, transl) vertices)``
+   is the rendered body (to float32 rounding).
 4. **Rendering** — the fixed camera (:func:`~semantichuman_hd.rendering.cameras.fixed_camera`),
    z-buffer rasterization (:mod:`~semantichuman_hd.rendering.rasterizer`): a label map and a normal
    map (world frame, unit normals facing the camera, as the volume renderer's) at the pixel centres,
@@ -23,6 +23,7 @@ Sample ``i`` of a dataset with seed ``s`` depends only on ``(s, i)``:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import multiprocessing
 import os
@@ -109,7 +110,16 @@ DIFFUSE: tuple[float, float] = (0.5, 0.7)
 DEFAULT_SUPERSAMPLING_LIMIT: int = 512
 """Images up to this resolution are rendered at 2× and averaged (anti-aliasing); larger ones at 1×."""
 
+LABEL_DECIMALS: int = 6
+"""SMPL label values are rounded to this many decimals when drawn (before rendering), so the label
+written to ``dataset.json`` is exactly the one rendered."""
+
 _J = {name: index for index, name in enumerate(SMPL_JOINT_NAMES)}
+
+
+def _round(tensor: torch.Tensor) -> torch.Tensor:
+    """Values rounded to :data:`LABEL_DECIMALS` (float64), as stored in the label."""
+    return torch.round(tensor.double(), decimals=LABEL_DECIMALS)
 
 
 def _check_positive_int(name: str, value) -> int:
@@ -334,6 +344,10 @@ class SyntheticHumanGenerator:
         Raises:
             ValueError: For a negative seed or index.
         """
+        return self._sample(seed, index)[0]
+
+    def _sample(self, seed: int, index: int) -> tuple[SampleSpec, list[tuple[MeshPiece, Material]]]:
+        """The spec and its posed pieces before centring (reused by :meth:`render`)."""
         seed = _check_seed(seed)
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
             raise ValueError(f"`index` must be a non-negative integer, got {index!r}.")
@@ -341,27 +355,29 @@ class SyntheticHumanGenerator:
         rng = np.random.default_rng(sequence)
         generator = torch.Generator().manual_seed(int(sequence.generate_state(1, np.uint64)[0] >> np.uint64(1)))
         outfit = sample_outfit(rng, self.topology)
-        betas = np.clip(rng.normal(size=NUM_BETAS), -BETA_CLIP, BETA_CLIP)
-        global_orient = self._sample_orientation(rng)
+        betas = np.round(np.clip(rng.normal(size=NUM_BETAS), -BETA_CLIP, BETA_CLIP), LABEL_DECIMALS)
+        global_orient = np.round(self._sample_orientation(rng), LABEL_DECIMALS)
         betas_t = torch.as_tensor(betas, dtype=torch.float32)[None]
         orient_t = torch.as_tensor(global_orient, dtype=torch.float32)[None]
-        body_pose = None
+        body_pose, state = None, None
         for _ in range(MAX_POSE_TRIES):
-            candidate = self._fashion_pose(generator, outfit.has_skirt)
+            candidate = _round(self._fashion_pose(generator, outfit.has_skirt))
             state = body_state(self.body, self.topology, betas_t, candidate, orient_t)
             if self.arms_clear_of_torso(state):
                 body_pose = candidate
                 break
         if body_pose is None:
-            body_pose = self._arms_down(candidate)
+            body_pose = _round(self._arms_down(candidate))
+            state = body_state(self.body, self.topology, betas_t, body_pose, orient_t)
         spec = SampleSpec(outfit, betas, body_pose[0].double().numpy(), global_orient, np.zeros(3), 1.0, seed, int(index))
-        # Centre the clothed person in the frame (and scale it down if it would not fit).
-        vertices = self.build_scene(spec, centred=False).vertices
+        # Centre the clothed person in the frame and scale it to fill most of it.
+        pieces = self.build_pieces(outfit, state)
+        vertices = np.concatenate([piece.vertices for piece, _ in pieces])
         low, high = vertices.min(0), vertices.max(0)
-        spec.transl = -(low + high) / 2
+        spec.transl = np.round(-(low + high) / 2, LABEL_DECIMALS)
         extent = float((high - low)[:2].max())
-        spec.scale = float(np.clip(FRAME_EXTENT / extent, *SCALE_RANGE))
-        return spec
+        spec.scale = round(float(np.clip(FRAME_EXTENT / extent, *SCALE_RANGE)), LABEL_DECIMALS)
+        return spec, pieces
 
     @staticmethod
     def _fashion_pose(generator: torch.Generator, calm_legs: bool) -> torch.Tensor:
@@ -392,43 +408,46 @@ class SyntheticHumanGenerator:
     # -- geometry ------------------------------------------------------------------------------------
 
     def _state(self, spec: SampleSpec) -> BodyState:
+        """The sample's body state before translation and scale."""
         return body_state(
             self.body,
             self.topology,
             torch.as_tensor(spec.betas, dtype=torch.float32)[None],
             torch.as_tensor(spec.body_pose, dtype=torch.float32)[None],
             torch.as_tensor(spec.global_orient, dtype=torch.float32)[None],
-            torch.as_tensor(spec.transl, dtype=torch.float32)[None],
         )
 
     def build_pieces(self, outfit: OutfitSpec, state: BodyState) -> list[tuple[MeshPiece, Material]]:
         """The body and every garment piece of ``outfit`` on ``state``, each with its material."""
         topology = self.topology
-        pieces = [(MeshPiece(state.vertices, topology.faces, 0, 0), outfit.skin)]
+        skin = outfit.skin
+        if skin.pattern == "skin" and "points" not in skin.extra:  # painted face at this body's features
+            skin = dataclasses.replace(skin, extra={**skin.extra, "points": topology.face_points})
+        pieces = [(MeshPiece(state.vertices, topology.faces, 0, 0), skin)]
         context = BuildContext(state)
         for garment in outfit.garments:
             for piece in build_garment(garment, context):
                 pieces.append((piece, garment.materials[piece.material]))
         return pieces
 
-    def build_scene(self, spec: SampleSpec, centred: bool = True) -> Scene:
-        """The merged posed meshes of a sample (``centred``: with its translation and scale applied)."""
-        state = self._state(spec) if centred else body_state(
-            self.body,
-            self.topology,
-            torch.as_tensor(spec.betas, dtype=torch.float32)[None],
-            torch.as_tensor(spec.body_pose, dtype=torch.float32)[None],
-            torch.as_tensor(spec.global_orient, dtype=torch.float32)[None],
-        )
-        posed = self.build_pieces(spec.outfit, state)
+    def build_scene(self, spec: SampleSpec, uncentred: list[tuple[MeshPiece, Material]] | None = None) -> Scene:
+        """The merged posed meshes of a sample, translated and scaled as its label says.
+
+        Parameters:
+            spec: The sample.
+            uncentred: Its pieces already posed without translation (from sampling), to reuse.
+        """
+        # Posed without translation, then moved: the same arithmetic whether the pieces are reused or
+        # rebuilt from a label, so a label re-renders its sample bit for bit.
+        posed = uncentred if uncentred is not None else self.build_pieces(spec.outfit, self._state(spec))
+        shift = np.asarray(spec.transl, dtype=np.float64)
         rest = self.build_pieces(spec.outfit, self.template_state)
         vertices, texcoords, normals, faces, face_part, face_material, materials = [], [], [], [], [], [], []
         count = 0
         for (piece, material), (rest_piece, _) in zip(posed, rest):
             if rest_piece.vertices.shape != piece.vertices.shape:
                 raise RuntimeError("garment topology differs between the posed and the rest build")
-            scale = spec.scale if centred else 1.0
-            vertices.append(piece.vertices * scale)
+            vertices.append((piece.vertices + shift) * spec.scale)
             texcoords.append(rest_piece.vertices)
             normals.append(vertex_normals(piece.vertices, piece.faces))
             faces.append(piece.faces + count)
@@ -448,9 +467,9 @@ class SyntheticHumanGenerator:
 
     # -- rendering -----------------------------------------------------------------------------------
 
-    def render_spec(self, spec: SampleSpec) -> RenderedSample:
-        """Render a sample spec at the generator's resolution."""
-        scene = self.build_scene(spec)
+    def render_spec(self, spec: SampleSpec, uncentred: list[tuple[MeshPiece, Material]] | None = None) -> RenderedSample:
+        """Render a sample spec at the generator's resolution (``uncentred``: see :meth:`build_scene`)."""
+        scene = self.build_scene(spec, uncentred)
         size = self.resolution
         vertices = torch.as_tensor(scene.vertices, dtype=torch.float32)[None]
         camera = self.camera.to(dtype=torch.float32)
@@ -511,7 +530,8 @@ class SyntheticHumanGenerator:
 
     def render(self, seed: int, index: int) -> RenderedSample:
         """Sample and render sample ``index`` of the dataset with seed ``seed``."""
-        return self.render_spec(self.sample_spec(seed, index))
+        spec, uncentred = self._sample(seed, index)
+        return self.render_spec(spec, uncentred)
 
     # -- canonical meshes ----------------------------------------------------------------------------
 

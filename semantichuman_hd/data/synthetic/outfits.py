@@ -111,7 +111,7 @@ def sample_outfit(rng: np.random.Generator, topology: BodyTopology) -> OutfitSpe
 
     Parameters:
         rng: The random generator (the outfit depends on nothing else).
-        topology: The body's topology (for the positions of painted facial features and shoe soles).
+        topology: The body's topology (for the heights of shoe soles and belt buckles).
     """
     u = rng.uniform
     garments: list[GarmentSpec] = []
@@ -122,7 +122,7 @@ def sample_outfit(rng: np.random.Generator, topology: BodyTopology) -> OutfitSpe
     skin = Material(
         pattern="skin",
         colors=[np.clip(tone, 0, 1).tolist()],
-        extra={"points": topology.face_points(), "brow_color": np.clip(hair_color * 0.8, 0, 1).tolist(),
+        extra={"brow_color": np.clip(hair_color * 0.8, 0, 1).tolist(),
                "eye_color": [0.1, 0.07, 0.05] if rng.random() < 0.7 else [0.2, 0.35, 0.45]},
     )
     hair_style = _choice(rng, HAIR_STYLES)

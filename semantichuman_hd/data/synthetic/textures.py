@@ -12,7 +12,8 @@ posed or shaped. Patterns:
 ``dots``    polka dots on a 3-D lattice of period ``scale``.
 ``print``   a blotchy two-to-three-colour print (sums of random waves, thresholded).
 ``denim``   a blue twill: diagonal fine lines and fading.
-``skin``    a skin tone with painted eyes, brows and lips (``points`` in ``extra``).
+``skin``    a skin tone with painted eyes, brows and lips (at ``extra["points"]``, filled in from the
+            body model when the scene is built).
 ``shoe``    an upper colour and a sole colour below ``extra["sole"]``.
 ``belt``    a strap colour and a buckle colour around ``extra["buckle"]``.
 """
