@@ -251,3 +251,17 @@ def test_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["make-dataset", "synthetic", "--out", str(out), "--bogus", "1"])
     assert "--bogus" in capsys.readouterr().err
+
+
+def test_arm_through_trunk_is_detected(generator):
+    from semantichuman_hd.data.synthetic.garments import body_state
+
+    def pose(shoulder_z, shoulder_y=0.0):
+        body_pose = torch.zeros(1, 69)
+        j = SMPL_JOINT_NAMES.index("left_shoulder") - 1
+        body_pose[0, j * 3 + 1], body_pose[0, j * 3 + 2] = shoulder_y, shoulder_z
+        return body_state(generator.body, generator.topology, None, body_pose)
+
+    assert generator.arms_clear_of_torso(pose(-1.2))  # arm hanging at the side
+    assert not generator.arms_clear_of_torso(pose(-2.1))  # arm swung into the trunk
+    assert not generator.arms_clear_of_torso(pose(-1.5, -0.9))

@@ -79,7 +79,8 @@ CROSS_SECTION_SLAB: float = 0.02
 CONE_CLEARANCE: float = 0.012
 """Minimal gap between nested skirt-like surfaces (a coat over a dress)."""
 HEM_SKINNING: float = 0.85
-"""Share of the hip bones in the skinning weights at a skirt's hem (the rest follows the waist)."""
+"""Share of the hip bones in the skinning weights of a skirt at knee height and below (the rest follows
+the waist; the share grows with the drop below the rim)."""
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -512,11 +513,14 @@ class ConeLayers:
         result = np.zeros((len(heights), len(angles)))
         degrees = np.round(np.degrees(angles) % 360).astype(int) % 360
         for layer_heights, layer_radii in zip(self.heights, self.radii):
-            low, high = layer_heights.min(), layer_heights.max()
-            inside = (heights >= low) & (heights <= high)
-            for row in np.flatnonzero(inside):
-                nearest = int(np.argmin(np.abs(layer_heights - heights[row])))
-                result[row] = np.maximum(result[row], layer_radii[nearest, degrees] + CONE_CLEARANCE)
+            # Rows run downwards; interpolate linearly between them (no staircase).
+            position = np.interp(-heights, -layer_heights, np.arange(len(layer_heights)))
+            inside = (heights >= layer_heights.min() - 1e-9) & (heights <= layer_heights.max() + 1e-9)
+            lower = np.floor(position).astype(np.int64)
+            upper = np.minimum(lower + 1, len(layer_heights) - 1)
+            weight = (position - lower)[:, None]
+            radii = (1 - weight) * layer_radii[lower][:, degrees] + weight * layer_radii[upper][:, degrees]
+            result = np.where(inside[:, None], np.maximum(result, radii + CONE_CLEARANCE), result)
         return result
 
     def add(self, heights: np.ndarray, angles: np.ndarray, radii: np.ndarray) -> None:
@@ -587,6 +591,8 @@ def skirt_piece(
     radius = np.maximum.accumulate(radius, axis=0)
     t = np.linspace(0.0, 1.0, CONE_ROWS)[:, None]
     radius = radius * (1.0 + pleats * t * np.sin(pleat_count * angles)[None, :])
+    # Skinning follows the absolute drop below the rim, so nested skirts (a coat over a dress) bend alike.
+    drop_fraction = np.clip(drop / max(heights[0] - state.rest_joints[J["left_knee"], 1], 1e-3), 0.0, 1.0)[:, None]
     context.cones.add(heights, angles, radius)
 
     rest = np.stack(
@@ -601,7 +607,7 @@ def skirt_piece(
     hips = np.zeros((len(angles), 24))
     hips[:, J["left_hip"]] = side
     hips[:, J["right_hip"]] = 1.0 - side
-    share = HEM_SKINNING * t[:, :, None] ** 0.8  # (R, 1, 1)
+    share = HEM_SKINNING * drop_fraction[:, :, None] ** 0.8  # (R, 1, 1)
     weights = ((1.0 - share) * rim_weights[None] + share * hips[None]).reshape(-1, 24)
     vertices = state.skin(rest, weights)
     faces = grid_faces(CONE_ROWS, len(angles), wrap)
