@@ -91,6 +91,9 @@ def test_shapes(models):
         assert delta_sdf.shape == (BATCH, NUM_POINTS, NUM_PARTS)
         assert rgb_logits.shape == (BATCH, NUM_POINTS, NUM_PARTS, 3)
         assert torch.isfinite(delta_sdf).all() and torch.isfinite(rgb_logits).all()
+    # forward = synthesize + decode.
+    assert torch.equal(generators(ws, points)[0], generators.decode(lr.planes, points)[0])
+    assert torch.equal(super_resolution(lr, ws, points)[1], super_resolution.decode(hr, points)[1])
     # A fresh generator stays close to the body prior: small residual SDF.
     assert generators.decode(lr.planes, points)[0].abs().mean() < 0.05
     assert float(generators.beta) == pytest.approx(BETA_INIT)
@@ -347,13 +350,18 @@ def test_part_mask_skips_queries_and_fills(models, which):
     nothing = torch.zeros_like(mask)
     delta_sdf, rgb_logits = model.decode(planes, points, nothing)
     assert model.last_num_decoder_queries == 0 and torch.isneginf(delta_sdf).all() and (rgb_logits == 0).all()
-    # Differentiable with respect to the points (normals) on the masked path, twice (eikonal).
-    points = points.clone().requires_grad_(True)
-    delta_sdf, _ = model.decode(planes, points, mask)
-    (gradient,) = torch.autograd.grad(delta_sdf[mask].sum(), points, create_graph=True)
-    assert gradient.abs().sum() > 0
-    gradient.square().sum().backward()
-    assert model.decoders.weights[0].grad is not None
+    # Differentiable with respect to the points (normals), twice (eikonal), on both paths, alike.
+    gradients = []
+    for part_mask in (None, mask):
+        model.zero_grad()
+        points = points.detach().requires_grad_(True)
+        delta_sdf, _ = model.decode(planes, points, part_mask)
+        (gradient,) = torch.autograd.grad(delta_sdf[mask].sum(), points, create_graph=True)
+        assert gradient.abs().sum() > 0
+        gradient.square().sum().backward()
+        gradients.append((gradient.detach(), model.decoders.weights[0].grad.clone()))
+    for dense, masked in zip(*gradients):
+        torch.testing.assert_close(dense, masked, atol=1e-4, rtol=1e-4)
 
 
 # ------------------------------------------------------------------------------------ super-resolution

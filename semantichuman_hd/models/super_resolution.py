@@ -163,6 +163,18 @@ class SuperResolution3D(TriplaneDecoding, ModelMixin, ConfigMixin):
         _, img = run_blocks(self.blocks, features.to(self.beta.dtype), skip, codes, noise_mode, generator)
         return img.reshape(batch, parts, NUM_PLANES, config.plane_channels, *img.shape[-2:])
 
+    def forward(
+        self,
+        lr: TriplaneOutput,
+        ws: torch.Tensor,
+        points_canonical: torch.Tensor,
+        part_mask: Optional[torch.Tensor] = None,
+        noise_mode: str = "const",
+        generator: Optional[torch.Generator] = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``synthesize`` then ``decode``: ``(delta_sdf (B, N, K), rgb_logits (B, N, K, 3))``."""
+        return self.decode(self.synthesize(lr, ws, noise_mode, generator), points_canonical, part_mask)
+
     @torch.no_grad()
     def init_from_local_generators(self, local_generators: LocalGenerators) -> None:
         """Copy the low-resolution decoders' weights and β into the high-resolution ones (DESIGN.md §4).
