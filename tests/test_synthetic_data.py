@@ -265,3 +265,21 @@ def test_arm_through_trunk_is_detected(generator):
     assert generator.arms_clear_of_torso(pose(-1.2))  # arm hanging at the side
     assert not generator.arms_clear_of_torso(pose(-2.1))  # arm swung into the trunk
     assert not generator.arms_clear_of_torso(pose(-1.5, -0.9))
+
+
+def test_regions_are_cut_along_smooth_level_sets(generator):
+    from semantichuman_hd.data.synthetic.garments import clip_region
+
+    topology = generator.topology
+    height = -0.4
+    region = clip_region(topology, topology.template[:, 1] - height)
+    points = region.lerp(topology.template)
+    assert points[:, 1].min() > height - 1e-9
+    cut = region.a != region.b
+    assert cut.any() and np.allclose(points[cut, 1], height)  # the hem is exactly the level set
+    assert region.faces.max() < len(points) and len(np.unique(region.faces)) == len(points)
+    # Orientation is kept: normals of the cut surface still point outwards like the body's.
+    v0, v1, v2 = (points[region.faces[:, k]] for k in range(3))
+    normals = np.cross(v1 - v0, v2 - v0)
+    body_normals = region.lerp(topology.template_normals)[region.faces[:, 0]]
+    assert ((normals * body_normals).sum(1) > 0).mean() > 0.98

@@ -366,7 +366,6 @@ def _clip_region(topology: BodyTopology, field_values: np.ndarray) -> SurfaceReg
     values = field_values[faces]  # (F, 3)
     inside = values >= 0
     count = inside.sum(1)
-    node_a, node_b, node_t, triangles = [], [], [], []
 
     def vertex_nodes(vertex):
         return vertex, vertex, np.zeros(len(vertex))
@@ -824,7 +823,7 @@ def build_shoes(spec: GarmentSpec, context: BuildContext) -> list[MeshPiece]:
 def _scalp_field(topology: BodyTopology, drop: float, front: float) -> np.ndarray:
     """Head (and upper neck) surface above a hairline: high on the forehead, above the ears at the sides,
     at the nape at the back; ``drop`` lowers it everywhere, ``front`` raises or lowers the forehead."""
-    x, y, z = topology.template.T
+    y, z = topology.template[:, 1], topology.template[:, 2]
     eye = topology.eye_height
     relative = z - topology.joints[J["head"], 2]
     hairline = np.interp(relative, [-0.06, -0.02, 0.03, 0.07], [topology.y("neck") + 0.04, eye - 0.01, eye + 0.02, eye + 0.055 + front])
@@ -845,7 +844,6 @@ def build_hair(spec: GarmentSpec, context: BuildContext) -> list[MeshPiece]:
         head = topology.head
         centre = np.array([state.rest_joints[J["head"], 0], state.rest_joints[J["head"], 2] - 0.01])
         top = float(state.shaped[head, 1].max()) - 0.035
-        eye = _shaped_y(state, topology.eye_height)
         bottom = _shaped_y(state, topology.y("neck") - 0.02) if style < 3 else _shaped_y(state, _lerp(topology.y("left_shoulder"), topology.y("spine2"), params.get("length", 0.5)))
         rows = CONE_ROWS
         heights = np.linspace(top, bottom, rows)
@@ -867,7 +865,6 @@ def build_hair(spec: GarmentSpec, context: BuildContext) -> list[MeshPiece]:
         jaw = _shaped_y(state, topology.y("neck") + 0.03)
         quad_side = side[:-1] | side[1:]
         keep &= ~(quad_side[None, :] & (quad_height[:, None] < jaw))
-        del eye
         neck_y, head_y = state.rest_joints[J["neck"], 1], state.rest_joints[J["head"], 1]
         s = np.clip((head_y - heights) / max(head_y - neck_y, 1e-3), 0.0, 1.0)[:, None, None]
         s2 = np.clip((neck_y - heights) / 0.08, 0.0, 1.0)[:, None, None]

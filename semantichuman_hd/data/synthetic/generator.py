@@ -36,7 +36,7 @@ import torch
 
 from ...body.body_model import BodyModel, canonical_body_pose, random_plausible_pose
 from ...body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
-from ...body.smpl_format import BODY_POSE_DIM, NUM_BETAS, SMPL_JOINT_NAMES
+from ...body.smpl_format import NUM_BETAS, SMPL_JOINT_NAMES
 from ...parts import PARTS
 from ...rendering.cameras import fixed_camera
 from ...rendering.rasterizer import interpolate, rasterize
