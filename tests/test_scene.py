@@ -1,0 +1,97 @@
+"""The posed scene (deformer + prior + canonical part fields as one posed field) and ``render-body``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from semantichuman_hd.body.poses import named_pose
+from semantichuman_hd.cli import main
+from semantichuman_hd.rendering.cameras import fixed_camera
+from semantichuman_hd.rendering.volume_renderer import VolumeRenderer
+from semantichuman_hd.scene import PosedPartField, body_only_field, centering_transl, pack_rows, render_posed_field
+
+
+def test_pack_rows_gathers_true_entries_in_order():
+    valid = torch.tensor([[False, True, False, True], [True, False, False, False]])
+    index, present = pack_rows(valid)
+    assert index.shape == (2, 2)
+    assert present.tolist() == [[True, True], [True, False]]
+    assert index[0].tolist() == [1, 3]
+    assert index[1, 0].item() == 0
+
+
+@pytest.fixture(scope="module")
+def walking(open_body_deformer):
+    pose = named_pose("walking").unsqueeze(0)
+    placed = open_body_deformer.body_model(body_pose=pose)
+    return open_body_deformer.pose(body_pose=pose, transl=centering_transl(placed.vertices))
+
+
+def test_centering_transl_centres_the_box(open_body_deformer, walking):
+    lo, hi = walking.vertices.amin(1), walking.vertices.amax(1)
+    assert torch.allclose((lo + hi) / 2, torch.zeros(1, 3), atol=1e-5)
+
+
+def test_body_field_is_zero_on_the_posed_surface_and_empty_far_away(open_body_deformer, walking):
+    field = PosedPartField(open_body_deformer, walking, body_only_field, num_parts=1)
+    surface = walking.vertices[:, ::50]
+    far = torch.tensor([[[3.0, 0.0, 0.0], [0.0, 3.0, 0.0]]])
+    out = field(torch.cat([surface, far], 1))
+    n = surface.shape[1]
+    assert out.sdf.shape == (1, n + 2, 1)
+    assert out.valid[0, :n].float().mean() > 0.99
+    assert out.sdf[0, :n][out.valid[0, :n]].abs().median() < 0.01
+    assert torch.isinf(out.sdf[0, n:]).all() and (out.sdf[0, n:] < 0).all()
+
+
+def test_part_mask_limits_the_decoded_points(open_body_deformer, walking):
+    seen = []
+
+    def field_fn(points, mask):
+        seen.append(mask.sum().item())
+        return body_only_field(points, mask)
+
+    field = PosedPartField(open_body_deformer, walking, field_fn, num_parts=1)
+    points = walking.vertices[:, ::200]
+    mask = torch.zeros(1, points.shape[1], 1, dtype=torch.bool)
+    mask[0, ::2] = True
+    out = field(points, mask)
+    assert torch.isinf(out.sdf[0, 1::2]).all()
+    assert seen[0] <= int(mask.sum())
+
+
+def test_render_body_silhouette_matches_the_mesh(open_body_deformer, walking):
+    size = 24
+    field = PosedPartField(open_body_deformer, walking, body_only_field, num_parts=1)
+    with torch.no_grad():
+        images = render_posed_field(VolumeRenderer(), field, fixed_camera(1), size, size, beta=0.004).to_images(size, size)
+    covered = images.alpha[0, 0] > 0.5
+    # Project the posed vertices: every pixel they land in is covered.
+    pixels = fixed_camera(1).project(walking.vertices)[0][..., :2]  # normalised [0, 1] image coordinates
+    cols = (pixels[:, 0] * size).long().clamp(0, size - 1)
+    rows = (pixels[:, 1] * size).long().clamp(0, size - 1)
+    assert covered[rows, cols].float().mean() > 0.95
+    assert 0.05 < covered.float().mean() < 0.5
+
+
+def test_render_body_command(tmp_path, capsys):
+    out = tmp_path / "body.png"
+    assert main(["render-body", "--out", str(out), "--resolution", "16"]) == 0
+    sheet = np.asarray(Image.open(out))
+    assert sheet.shape == (32, 64, 3)
+    assert (sheet < 200).any() and (sheet == 255).any()
+    assert "s per 16² image" in capsys.readouterr().out
+
+
+def test_render_body_rejects_bad_resolution(tmp_path, capsys):
+    assert main(["render-body", "--out", str(tmp_path / "x.png"), "--resolution", "0"]) == 2
+    assert "`resolution` must be a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_make_body_model_command(tmp_path):
+    out = tmp_path / "open_body.pkl"
+    assert main(["make-body-model", "--out", str(out)]) == 0
+    assert out.stat().st_size > 100_000
