@@ -1,0 +1,393 @@
+"""``SemanticHumanPipeline``: semantic mapper → K local tri-plane generators → volume rendering of the
+posed body at low resolution → (optionally) the 3D-aware super-resolution renderer guided by the
+low-resolution depth and semantics (DESIGN.md §3–4)."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.utils import BaseOutput
+
+from ..body.body_model import BodyModel
+from ..body.deformer import InverseLBSDeformer, PosedBody
+from ..body.poses import NAMED_POSES
+from ..body.rotations import yaw_global_orient
+from ..body.smpl_format import BODY_POSE_DIM, GLOBAL_ORIENT_DIM, NUM_BETAS
+from ..models.local_generators import LocalGenerators
+from ..models.mapper import SemanticMapper
+from ..models.super_resolution import SuperResolution3D
+from ..parts import BACKGROUND_COLOR, NUM_PARTS, PART_COLORS, PARTS, part_indices
+from ..hub import resolve_pipeline_folder
+from ..presets import get_preset
+from ..rendering.cameras import Cameras, fixed_camera
+from ..rendering.guided_sampling import (
+    SELECTION_MODES,
+    aggregate_depths,
+    select_parts,
+    upsample_depth_candidates,
+)
+from ..rendering.volume_renderer import RenderOutput, VolumeRenderer
+from ..scene import PosedPartField, centering_transl, render_posed_field
+
+RESOLUTIONS: tuple[str, ...] = ("low", "high")
+"""``resolution`` values of :meth:`SemanticHumanPipeline.__call__`."""
+
+OUTPUT_TYPES: tuple[str, ...] = ("pil", "np", "pt")
+"""``output_type`` values of :meth:`SemanticHumanPipeline.__call__`."""
+
+DEFAULT_BODY_POSE: str = "a-pose"
+"""Pose of generated people when no ``body_pose`` is given (DeepFashion's people mostly stand so)."""
+
+
+@dataclass
+class SemanticHumanPipelineOutput(BaseOutput):
+    """Output of :class:`SemanticHumanPipeline`.
+
+    Attributes:
+        images: RGB renders: a list of PIL images, ``(B, H, W, 3)`` floats in [0, 1] (``"np"``), or
+            ``(B, 3, H, W)`` (``"pt"``).
+        semantic_masks: ``(B, K, H, W)`` rendered weight of each part (they sum to the alpha).
+        semantic_images: colour-coded part pictures (same container as ``images``).
+        depth: ``(B, H, W)`` expected ray depth (0 on the background).
+        normals: normal pictures ``(n + 1) / 2``, white background (same container as ``images``).
+        alpha: ``(B, H, W)`` coverage.
+        latents: ``(B, K, z_dim)`` latents used, to reproduce or edit the result.
+    """
+
+    images: list | np.ndarray | torch.Tensor
+    semantic_masks: np.ndarray | torch.Tensor
+    semantic_images: list | np.ndarray | torch.Tensor
+    depth: np.ndarray | torch.Tensor
+    normals: list | np.ndarray | torch.Tensor
+    alpha: np.ndarray | torch.Tensor
+    latents: torch.Tensor
+
+
+class SemanticHumanPipeline(DiffusionPipeline):
+    r"""Generate semantically disentangled 3D humans.
+
+    Parameters:
+        mapper ([`SemanticMapper`]): z → K part codes.
+        local_generators ([`LocalGenerators`]): K tri-plane generators, their decoders and β.
+        super_resolution ([`SuperResolution3D`]): HR tri-planes, HR decoders and β for stage 2.
+        low_resolution (`int`): side of the stage-1 render (256 in the paper).
+        high_resolution (`int`): side of the stage-2 render (1024 in the paper); a multiple of
+            ``low_resolution`` by the SR scale.
+        num_stratified (`int`), num_importance (`int`): stage-1 samples per ray (36 + 36 in the paper).
+        truncation_psi (`float`): default truncation toward the tracked average codes.
+        selection_mode (`str`): stage-2 semantic-guided sampling, ``"threshold"`` (default) or ``"argmax"``.
+        depth_aggregation (`bool`): use the 3×3 neighbourhood's depths as stage-2 candidates (the "w/o DA"
+            ablation turns it off).
+
+    The body model is not a component: the open body (or ``$SEMANTICHUMAN_SMPL_PATH``'s SMPL) is built
+    on first use; :meth:`set_body_model` chooses another. A checkpoint must be used with the body model
+    it was trained with. Load with ``SemanticHumanPipeline.from_pretrained`` (not
+    ``DiffusionPipeline.from_pretrained``, which cannot resolve this class).
+    """
+
+    model_cpu_offload_seq = "mapper->local_generators->super_resolution"
+
+    def __init__(
+        self,
+        mapper: SemanticMapper,
+        local_generators: LocalGenerators,
+        super_resolution: SuperResolution3D,
+        low_resolution: int = 256,
+        high_resolution: int = 1024,
+        num_stratified: int = 36,
+        num_importance: int = 36,
+        truncation_psi: float = 1.0,
+        selection_mode: str = "threshold",
+        depth_aggregation: bool = True,
+    ):
+        super().__init__()
+        if selection_mode not in SELECTION_MODES:
+            raise ValueError(f"`selection_mode` must be one of {list(SELECTION_MODES)}, got {selection_mode!r}.")
+        for name, value in (("low_resolution", low_resolution), ("high_resolution", high_resolution), ("num_stratified", num_stratified)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        if high_resolution % low_resolution:
+            raise ValueError(f"`high_resolution` ({high_resolution}) must be a multiple of `low_resolution` ({low_resolution}).")
+        self.register_modules(mapper=mapper, local_generators=local_generators, super_resolution=super_resolution)
+        self.register_to_config(
+            low_resolution=low_resolution,
+            high_resolution=high_resolution,
+            num_stratified=num_stratified,
+            num_importance=num_importance,
+            truncation_psi=truncation_psi,
+            selection_mode=selection_mode,
+            depth_aggregation=depth_aggregation,
+        )
+        self._deformer: InverseLBSDeformer | None = None
+
+    # -- construction ------------------------------------------------------------------------------
+
+    @classmethod
+    def from_preset(cls, name: str, seed: int = 0, **overrides) -> "SemanticHumanPipeline":
+        """Randomly initialised components of a preset (``"tiny"``, ``"demo"``, ``"paper"``), seeded."""
+        preset = get_preset(name)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            mapper = SemanticMapper(**preset.mapper)
+            local_generators = LocalGenerators(**preset.local_generators)
+            super_resolution = SuperResolution3D(**preset.super_resolution)
+            super_resolution.init_from_local_generators(local_generators)
+        settings = dict(
+            low_resolution=preset.low_resolution,
+            high_resolution=preset.high_resolution,
+            num_stratified=preset.num_stratified,
+            num_importance=preset.num_importance,
+            truncation_psi=preset.truncation_psi,
+        )
+        settings.update(overrides)
+        return cls(mapper=mapper, local_generators=local_generators, super_resolution=super_resolution, **settings)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "SemanticHumanPipeline":
+        """Load from a local folder written by :meth:`save_pretrained`, or from a Hub repo id.
+
+        A repo id is fetched with ``huggingface_hub.snapshot_download`` (honouring ``HF_HUB_OFFLINE``,
+        ``cache_dir``, ``revision``, ``token``, ``local_files_only``) and loaded from the local snapshot,
+        because diffusers refuses third-party component classes for Hub repo ids. Only safetensors
+        weights and JSON configs are fetched."""
+        path = resolve_pipeline_folder(
+            pretrained_model_name_or_path,
+            revision=kwargs.pop("revision", None),
+            cache_dir=kwargs.pop("cache_dir", None),
+            token=kwargs.pop("token", None),
+            local_files_only=kwargs.pop("local_files_only", False),
+        )
+        kwargs.setdefault("use_safetensors", True)
+        return super().from_pretrained(str(path), **kwargs)
+
+    # -- body --------------------------------------------------------------------------------------
+
+    def set_body_model(self, body_model: BodyModel) -> None:
+        """Use ``body_model`` (e.g. ``BodyModel.from_smpl_file(path)``) for posing and deformation."""
+        self._deformer = InverseLBSDeformer.from_body_model(body_model)
+
+    @property
+    def deformer(self) -> InverseLBSDeformer:
+        if self._deformer is None:
+            self.set_body_model(BodyModel.from_source())
+        return self._deformer.to(self.device)
+
+    @property
+    def body_model(self) -> BodyModel:
+        return self.deformer.body_model
+
+    # -- latents -----------------------------------------------------------------------------------
+
+    @property
+    def z_dim(self) -> int:
+        return self.mapper.config.z_dim
+
+    def sample_latents(self, num_images: int = 1, generator: torch.Generator | None = None, same_for_all_parts: bool = True) -> torch.Tensor:
+        """``(B, K, z_dim)`` standard-normal latents; by default one z shared by all parts (as in training)."""
+        _check_positive_int(num_images, "num_images")
+        shape = (num_images, 1 if same_for_all_parts else NUM_PARTS, self.z_dim)
+        latents = torch.randn(shape, generator=generator, device=generator.device if generator is not None else "cpu")
+        return latents.expand(num_images, NUM_PARTS, self.z_dim).clone().to(self.device)
+
+    def check_latents(self, latents: torch.Tensor, argument: str = "latents") -> torch.Tensor:
+        if not isinstance(latents, torch.Tensor) or latents.ndim != 3 or latents.shape[1:] != (NUM_PARTS, self.z_dim):
+            shape = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
+            raise ValueError(f"`{argument}` must be a tensor of shape (B, {NUM_PARTS}, {self.z_dim}), got {shape}.")
+        if not torch.isfinite(latents).all():
+            raise ValueError(f"`{argument}` contains NaN or infinite values.")
+        return latents.to(self.device, torch.float32)
+
+    # -- generation --------------------------------------------------------------------------------
+
+    def _pose_bodies(self, batch: int, betas, body_pose, global_orient, view_angle) -> PosedBody:
+        device = self.device
+        betas = _batched(betas, batch, NUM_BETAS, "betas", device)
+        if body_pose is None:
+            body_pose = NAMED_POSES[DEFAULT_BODY_POSE]
+        body_pose = _batched(body_pose, batch, BODY_POSE_DIM, "body_pose", device)
+        global_orient = _batched(global_orient, batch, GLOBAL_ORIENT_DIM, "global_orient", device)
+        if view_angle is not None:
+            angle = torch.as_tensor(view_angle, dtype=torch.float32)
+            if not torch.isfinite(angle).all():
+                raise ValueError(f"`view_angle` must be finite, got {view_angle!r}.")
+            global_orient = yaw_global_orient(global_orient, angle.to(device))
+        deformer = self.deformer
+        placed = deformer.body_model(betas=betas, body_pose=body_pose, global_orient=global_orient)
+        return deformer.pose(betas=betas, body_pose=body_pose, global_orient=global_orient, transl=centering_transl(placed.vertices))
+
+    def low_field(self, posed: PosedBody, planes: torch.Tensor) -> PosedPartField:
+        """The stage-1 posed field of the K parts from LR tri-planes ``planes`` (``lr.planes``)."""
+        decode = self.local_generators.decode
+        return PosedPartField(self.deformer, posed, lambda points, mask: decode(planes, points, mask), NUM_PARTS)
+
+    def high_field(self, posed: PosedBody, planes: torch.Tensor) -> PosedPartField:
+        """The stage-2 posed field of the K parts from HR tri-planes (``super_resolution.synthesize``)."""
+        decode = self.super_resolution.decode
+        return PosedPartField(self.deformer, posed, lambda points, mask: decode(planes, points, mask), NUM_PARTS)
+
+    def render_low(self, ws: torch.Tensor, posed: PosedBody, generator=None, lr=None) -> tuple[RenderOutput, object]:
+        """Stage 1: tri-planes of codes ``ws (B, K, num_ws, w_dim)`` rendered at ``low_resolution``."""
+        if lr is None:
+            lr = self.local_generators.synthesize(ws)
+        size = self.config.low_resolution
+        renderer = VolumeRenderer(num_stratified=self.config.num_stratified, num_importance=self.config.num_importance)
+        output = render_posed_field(
+            renderer, self.low_field(posed, lr.planes), fixed_camera(posed.batch_size, device=self.device), size, size, beta=self.local_generators.beta
+        )
+        return output, lr
+
+    def render_high(self, ws: torch.Tensor, posed: PosedBody, lr, low: RenderOutput) -> RenderOutput:
+        """Stage 2: HR tri-planes rendered at ``high_resolution`` with 11 depth- and semantics-guided
+        samples per pixel (DESIGN.md §4)."""
+        low_size, high_size = self.config.low_resolution, self.config.high_resolution
+        scale = high_size // low_size
+        batch = posed.batch_size
+        images = low.to_images(low_size, low_size)
+        candidates = aggregate_depths(images.depth[:, 0], images.alpha[:, 0], use_neighbourhood=self.config.depth_aggregation)
+        candidates = upsample_depth_candidates(candidates, scale)  # (B, 11, sH, sW)
+        parts = select_parts(images.part_masks, scale, mode=self.config.selection_mode)  # (B, K, sH, sW)
+        depths = candidates.flatten(2).transpose(1, 2)  # (B, R, 11)
+        ray_parts = parts.flatten(2).transpose(1, 2)  # (B, R, K)
+        hr_planes = self.super_resolution.synthesize(lr, ws)
+        cameras = fixed_camera(batch, device=self.device)
+        origins, directions = cameras.generate_rays(high_size, high_size)
+        renderer = VolumeRenderer()
+        return renderer.render_depths(
+            self.high_field(posed, hr_planes), origins, directions, depths, beta=self.super_resolution.beta, ray_part_mask=ray_parts
+        )
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        num_images: int = 1,
+        generator: torch.Generator | None = None,
+        latents: torch.Tensor | None = None,
+        truncation_psi: float | None = None,
+        betas: torch.Tensor | None = None,
+        body_pose: torch.Tensor | None = None,
+        view_angle: float | torch.Tensor = 0.0,
+        global_orient: torch.Tensor | None = None,
+        resolution: str = "low",
+        output_type: str = "pil",
+        return_dict: bool = True,
+    ) -> SemanticHumanPipelineOutput | tuple:
+        r"""Generate people.
+
+        Parameters:
+            num_images (`int`): B, when ``latents`` is not given.
+            generator (`torch.Generator`, *optional*): for the latents.
+            latents (`torch.Tensor`, *optional*): ``(B, K, z_dim)``, one z per part (see :meth:`swap_parts`).
+            truncation_psi (`float`, *optional*): toward the average codes; default from the config.
+            betas (`(B, 10)` or `(10,)`), body_pose (`(B, 69)` or `(69,)`): SMPL shape and pose; default
+                the mean shape in an A-pose.
+            view_angle (`float` or `(B,)`): turn the people about the vertical axis (radians; 0 = front).
+            global_orient (`(B, 3)`, *optional*): SMPL root orientation, turned by ``view_angle``.
+            resolution (`str`): ``"low"`` (stage 1) or ``"high"`` (stage 2, guided super-resolution).
+            output_type (`str`): ``"pil"``, ``"np"`` or ``"pt"``.
+            return_dict (`bool`): a :class:`SemanticHumanPipelineOutput` or a tuple.
+        """
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f"`resolution` must be one of {list(RESOLUTIONS)}, got {resolution!r}.")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"`output_type` must be one of {list(OUTPUT_TYPES)}, got {output_type!r}.")
+        if latents is None:
+            latents = self.sample_latents(num_images, generator)
+        else:
+            latents = self.check_latents(latents)
+        psi = self.config.truncation_psi if truncation_psi is None else truncation_psi
+        if not (isinstance(psi, (int, float)) and math.isfinite(psi)):
+            raise ValueError(f"`truncation_psi` must be a finite number, got {psi!r}.")
+        batch = latents.shape[0]
+
+        stages = 3 if resolution == "low" else 5
+        with self.progress_bar(total=stages) as progress:
+            posed = self._pose_bodies(batch, betas, body_pose, global_orient, view_angle)
+            progress.update()
+            ws = self.mapper(latents, truncation_psi=psi)
+            progress.update()
+            low, lr = self.render_low(ws, posed)
+            progress.update()
+            output, size = low, self.config.low_resolution
+            if resolution == "high":
+                progress.update()
+                output, size = self.render_high(ws, posed, lr, low), self.config.high_resolution
+                progress.update()
+        result = self._postprocess(output, size, latents, output_type)
+        return result if return_dict else tuple(result.values())
+
+    def _postprocess(self, output: RenderOutput, size: int, latents: torch.Tensor, output_type: str) -> SemanticHumanPipelineOutput:
+        images = output.to_images(size, size)
+        rgb = images.rgb.clamp(0, 1).float()  # (B, 3, H, W), white background
+        alpha = images.alpha[:, 0].float()
+        masks = images.part_masks.float()
+        depth = torch.where(alpha > 0, images.depth[:, 0].float(), torch.zeros_like(alpha))
+        normals = images.normals.float()
+        normal_picture = ((normals + 1) / 2 * alpha.unsqueeze(1) + (1 - alpha.unsqueeze(1))).clamp(0, 1)
+        semantic = semantic_picture(masks)
+        if output_type == "pt":
+            return SemanticHumanPipelineOutput(rgb.cpu(), masks.cpu(), semantic.cpu(), depth.cpu(), normal_picture.cpu(), alpha.cpu(), latents.cpu())
+        to_np = lambda t: t.permute(0, 2, 3, 1).cpu().numpy()  # noqa: E731
+        rgb_np, semantic_np, normals_np = to_np(rgb), to_np(semantic), to_np(normal_picture)
+        if output_type == "pil":
+            rgb_np, semantic_np, normals_np = (self.numpy_to_pil(a) for a in (rgb_np, semantic_np, normals_np))
+        return SemanticHumanPipelineOutput(rgb_np, masks.cpu().numpy(), semantic_np, depth.cpu().numpy(), normals_np, alpha.cpu().numpy(), latents.cpu())
+
+    # -- editing helpers -----------------------------------------------------------------------------
+
+    def swap_parts(self, latents_a: torch.Tensor, latents_b: torch.Tensor, parts: str | Iterable[str]) -> torch.Tensor:
+        """Virtual try-on: ``latents_a`` with the latents of ``parts`` taken from ``latents_b``."""
+        latents_a = self.check_latents(latents_a, "latents_a")
+        latents_b = self.check_latents(latents_b, "latents_b")
+        if latents_a.shape != latents_b.shape:
+            raise ValueError(f"`latents_a` and `latents_b` must have the same shape, got {tuple(latents_a.shape)} and {tuple(latents_b.shape)}.")
+        swapped = latents_a.clone()
+        index = part_indices(parts, "parts")
+        swapped[:, index] = latents_b[:, index]
+        return swapped
+
+    def interpolate_part(self, latents_a: torch.Tensor, latents_b: torch.Tensor, part: str, weights: Sequence[float] | torch.Tensor) -> torch.Tensor:
+        """``(len(weights)·B, K, z_dim)``: ``latents_a`` with ``part``'s latent moved toward ``latents_b``'s
+        by each weight (0 = a, 1 = b); other parts stay ``latents_a``'s. Interpolates linearly in z."""
+        latents_a = self.check_latents(latents_a, "latents_a")
+        latents_b = self.check_latents(latents_b, "latents_b")
+        (index,) = part_indices(part, "part")
+        weights = torch.as_tensor(weights, dtype=latents_a.dtype, device=latents_a.device).reshape(-1)
+        if weights.numel() == 0 or not torch.isfinite(weights).all():
+            raise ValueError(f"`weights` must be a non-empty sequence of finite numbers, got {weights.tolist()!r}.")
+        frames = latents_a.unsqueeze(0).repeat(weights.numel(), 1, 1, 1)
+        frames[:, :, index] = torch.lerp(latents_a[:, index].unsqueeze(0), latents_b[:, index].unsqueeze(0), weights.view(-1, 1, 1))
+        return frames.flatten(0, 1)
+
+
+def semantic_picture(masks: torch.Tensor) -> torch.Tensor:
+    """Colour-coded parts ``(B, 3, H, W)`` in [0, 1] from masks ``(B, K, H, W)`` (white background)."""
+    colors = torch.tensor(PART_COLORS, dtype=masks.dtype, device=masks.device) / 255  # (K, 3)
+    background = torch.tensor(BACKGROUND_COLOR, dtype=masks.dtype, device=masks.device).view(1, 3, 1, 1) / 255
+    coloured = torch.einsum("bkhw,kc->bchw", masks, colors)
+    return coloured + (1 - masks.sum(1, keepdim=True)).clamp(0, 1) * background
+
+
+def _check_positive_int(value, argument: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"`{argument}` must be a positive integer, got {value!r}.")
+
+
+def _batched(value, batch: int, dim: int, argument: str, device) -> torch.Tensor:
+    """``value`` as a ``(batch, dim)`` float tensor: None → zeros; ``(dim,)`` and ``(1, dim)`` broadcast."""
+    if value is None:
+        return torch.zeros(batch, dim, device=device)
+    tensor = torch.as_tensor(value, dtype=torch.float32, device=device)
+    if tensor.ndim == 1:
+        tensor = tensor.unsqueeze(0)
+    if tensor.ndim != 2 or tensor.shape[1] != dim or tensor.shape[0] not in (1, batch):
+        raise ValueError(f"`{argument}` must have shape ({batch}, {dim}) or ({dim},), got {tuple(torch.as_tensor(value).shape)}.")
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"`{argument}` contains NaN or infinite values.")
+    return tensor.expand(batch, dim).contiguous()
