@@ -243,12 +243,27 @@ class SemanticHumanPipeline(DiffusionPipeline):
         )
         return output, lr
 
-    def render_high(self, ws: torch.Tensor, posed: PosedBody, lr, low: RenderOutput) -> RenderOutput:
+    def render_high(self, ws: torch.Tensor, posed: PosedBody, lr, low: RenderOutput | None, guided: bool = True) -> RenderOutput:
         """Stage 2: HR tri-planes rendered at ``high_resolution`` with 11 depth- and semantics-guided
-        samples per pixel (DESIGN.md §4)."""
+        samples per pixel (DESIGN.md §4); pixels the stage-1 semantics give no part are background and
+        cost neither deformation nor decoder queries.
+
+        With ``guided=False`` the HR tri-planes are rendered by brute force instead, as stage 1 renders:
+        ``num_stratified + num_importance`` samples per ray, every part decoded (432 decoder queries per
+        ray in the paper's size), and ``low`` is not used. That is the reference the guided sampling is
+        measured against (``benchmarks/bench_sr.py``)."""
         low_size, high_size = self.config.low_resolution, self.config.high_resolution
         scale = high_size // low_size
         batch = posed.batch_size
+        if not guided:
+            hr_planes = self.super_resolution.synthesize(lr, ws)
+            renderer = VolumeRenderer(num_stratified=self.config.num_stratified, num_importance=self.config.num_importance)
+            cameras = fixed_camera(batch, device=self.device)
+            return render_posed_field(
+                renderer, self.high_field(posed, hr_planes), cameras, high_size, high_size, beta=self.super_resolution.beta
+            )
+        if not isinstance(low, RenderOutput):
+            raise ValueError(f"`low` must be the stage-1 RenderOutput when `guided` is True, got {type(low).__name__}.")
         images = low.to_images(low_size, low_size)
         candidates = aggregate_depths(images.depth[:, 0], images.alpha[:, 0], use_neighbourhood=self.config.depth_aggregation)
         candidates = upsample_depth_candidates(candidates, scale)  # (B, 11, sH, sW)
