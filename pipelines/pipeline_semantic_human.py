@@ -15,6 +15,7 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
+from ..body.amass import Motion, as_motion
 from ..body.body_model import BodyModel
 from ..body.deformer import InverseLBSDeformer, PosedBody
 from ..body.poses import NAMED_POSES
@@ -24,6 +25,20 @@ from ..models.local_generators import LocalGenerators
 from ..models.mapper import SemanticMapper
 from ..models.super_resolution import SuperResolution3D
 from ..parts import BACKGROUND_COLOR, NUM_PARTS, PART_COLORS, PARTS, part_indices
+from ..export import (
+    DEFAULT_FRAMES_PER_BATCH,
+    DEFAULT_GRID_RESOLUTION,
+    DEFAULT_TURNTABLE_FRAMES,
+    WHOLE_PERSON,
+    CanonicalField,
+    MeshExport,
+    check_grid_resolution,
+    check_mesh_path,
+    extract_meshes,
+    mesh_paths,
+    pose_mesh,
+    save_mesh,
+)
 from ..hub import resolve_pipeline_folder
 from ..presets import get_preset
 from ..rendering.cameras import Cameras, fixed_camera
@@ -379,6 +394,217 @@ class SemanticHumanPipeline(DiffusionPipeline):
         frames = latents_a.unsqueeze(0).repeat(weights.numel(), 1, 1, 1)
         frames[:, :, index] = torch.lerp(latents_a[:, index].unsqueeze(0), latents_b[:, index].unsqueeze(0), weights.view(-1, 1, 1))
         return frames.flatten(0, 1)
+
+    # -- meshes, turntables, animation ---------------------------------------------------------------
+
+    def _one_person(self, latents: torch.Tensor, argument: str = "latents") -> torch.Tensor:
+        """``latents`` of one person as ``(1, K, z_dim)`` (``(K, z_dim)`` is accepted)."""
+        if isinstance(latents, torch.Tensor) and latents.ndim == 2:
+            latents = latents.unsqueeze(0)
+        latents = self.check_latents(latents, argument)
+        if latents.shape[0] != 1:
+            raise ValueError(f"`{argument}` must hold one person, shape (1, {NUM_PARTS}, {self.z_dim}), got {latents.shape[0]}; pass `latents[i : i + 1]`.")
+        return latents
+
+    @torch.no_grad()
+    def canonical_field(self, latents: torch.Tensor, truncation_psi: float | None = None, resolution: str = "low") -> CanonicalField:
+        """The canonical part field of people ``latents (B, K, z_dim)``, evaluated without gradients:
+        ``(points (B, N, 3), part_mask (B, N, K) | None) → (Δsdf (B, N, K), rgb_logits (B, N, K, 3))``
+        from the stage-1 tri-planes (``resolution="low"``) or the super-resolved ones (``"high"``)."""
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f"`resolution` must be one of {list(RESOLUTIONS)}, got {resolution!r}.")
+        latents = self.check_latents(latents)
+        psi = self.config.truncation_psi if truncation_psi is None else truncation_psi
+        if not (isinstance(psi, (int, float)) and math.isfinite(psi)):
+            raise ValueError(f"`truncation_psi` must be a finite number, got {psi!r}.")
+        ws = self.mapper(latents, truncation_psi=psi)
+        lr = self.local_generators.synthesize(ws)
+        if resolution == "low":
+            planes, decode = lr.planes, self.local_generators.decode
+        else:
+            planes, decode = self.super_resolution.synthesize(lr, ws), self.super_resolution.decode
+
+        def field(points: torch.Tensor, part_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+            with torch.no_grad():
+                return decode(planes, points, part_mask)
+
+        return field
+
+    @torch.no_grad()
+    def export_mesh(
+        self,
+        latents: torch.Tensor,
+        path: str | os.PathLike | None = None,
+        part: str | Sequence[str] | None = None,
+        resolution: str = "low",
+        grid_resolution: int = DEFAULT_GRID_RESOLUTION,
+        truncation_psi: float | None = None,
+        betas: torch.Tensor | None = None,
+        body_pose: torch.Tensor | None = None,
+        global_orient: torch.Tensor | None = None,
+    ) -> MeshExport:
+        r"""Meshes of one person by marching cubes on the canonical part fields, with vertex colours from
+        the colour field (see :mod:`semantichuman_hd.export`).
+
+        Parameters:
+            latents (`torch.Tensor`): ``(1, K, z_dim)`` (or ``(K, z_dim)``), one person.
+            path (`str` or `os.PathLike`, *optional*): ``.glb``, ``.obj`` or ``.ply`` file to write (the
+                format follows the suffix); with several parts each goes to ``{stem}_{part}{suffix}``.
+                None writes nothing.
+            part (`str` or list of `str`, *optional*): None for the whole person (one mesh, the union of
+                all parts, coloured by the part each vertex lies on); a part name (``"tops"``) for that
+                part; a list of names for one mesh each. Parts without a surface are skipped and listed
+                in ``empty_parts``.
+            resolution (`str`): ``"low"`` (stage-1 tri-planes) or ``"high"`` (super-resolved tri-planes).
+            grid_resolution (`int`): grid nodes along the longest side of the canonical body's box.
+            truncation_psi (`float`, *optional*): as in :meth:`__call__`.
+            betas (`(10,)`), body_pose (`(69,)`), global_orient (`(3,)`), *optional*: when any is given the
+                meshes are posed by the body's linear blend skinning (a missing ``body_pose`` is the
+                canonical pose, so ``betas`` alone reshapes); otherwise they stay in the canonical
+                Da-pose. Meshes are in the body model's frame (metres, y up), not centred.
+
+        Returns:
+            [`~semantichuman_hd.export.MeshExport`]: the ``trimesh.Trimesh`` meshes by name (a part, or
+            ``"person"``), the written paths, the empty parts and the latents.
+        """
+        if path is not None:
+            check_mesh_path(path)
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f"`resolution` must be one of {list(RESOLUTIONS)}, got {resolution!r}.")
+        check_grid_resolution(grid_resolution)
+        latents = self._one_person(latents)
+        names = None if part is None else [PARTS[k] for k in part_indices(part, "part")]
+        if names is not None and len(set(names)) != len(names):
+            raise ValueError(f"`part` must not name a part twice, got {list(part)!r}.")
+        posed = None
+        deformer = self.deformer
+        if betas is not None or body_pose is not None or global_orient is not None:
+            if body_pose is None:
+                body_pose = self.body_model.canonical_body_pose(1)
+            posed = deformer.pose(
+                betas=_batched(betas, 1, NUM_BETAS, "betas", self.device),
+                body_pose=_batched(body_pose, 1, BODY_POSE_DIM, "body_pose", self.device),
+                global_orient=_batched(global_orient, 1, GLOBAL_ORIENT_DIM, "global_orient", self.device),
+            )
+
+        result = extract_meshes(
+            self.canonical_field(latents, truncation_psi, resolution),
+            deformer.sdf_prior,
+            self.body_model.canonical_vertices(),
+            parts=None if names is None else [PARTS.index(name) for name in names],
+            grid_resolution=grid_resolution,
+            num_parts=NUM_PARTS,
+            part_names=PARTS,
+            device=self.device,
+        )
+        if posed is not None:
+            result.meshes = {name: pose_mesh(mesh, deformer, posed) for name, mesh in result.meshes.items()}
+        result.latents = latents.cpu()
+        if path is not None:
+            targets = mesh_paths(path, names or [WHOLE_PERSON])
+            result.paths = {name: save_mesh(mesh, targets[name]) for name, mesh in result.meshes.items()}
+        return result
+
+    def _render_frames(self, latents: torch.Tensor, num_frames: int, frames_per_batch: int, per_frame, **kwargs) -> list[PIL.Image.Image]:
+        """Render one person ``num_frames`` times through :meth:`__call__`, ``frames_per_batch`` at a
+        time; ``per_frame(slice)`` gives the per-frame arguments of a batch."""
+        _check_positive_int(frames_per_batch, "frames_per_batch")
+        frames: list[PIL.Image.Image] = []
+        for start in range(0, num_frames, frames_per_batch):
+            frame_slice = slice(start, min(start + frames_per_batch, num_frames))
+            count = frame_slice.stop - frame_slice.start
+            output = self(latents=latents.expand(count, -1, -1), output_type="pil", **per_frame(frame_slice), **kwargs)
+            frames.extend(output.images)
+        return frames
+
+    def render_turntable(
+        self,
+        latents: torch.Tensor,
+        num_frames: int = DEFAULT_TURNTABLE_FRAMES,
+        resolution: str = "low",
+        truncation_psi: float | None = None,
+        betas: torch.Tensor | None = None,
+        body_pose: torch.Tensor | None = None,
+        start_angle: float = 0.0,
+        frames_per_batch: int = DEFAULT_FRAMES_PER_BATCH,
+    ) -> list[PIL.Image.Image]:
+        r"""One person turning once about the vertical axis: ``num_frames`` renders at view angles
+        ``start_angle + 2π·i / num_frames`` (the body turns, as for every novel view).
+
+        Parameters:
+            latents (`torch.Tensor`): ``(1, K, z_dim)`` (or ``(K, z_dim)``), one person.
+            num_frames (`int`): frames of the full turn.
+            resolution, truncation_psi, betas, body_pose: as in :meth:`__call__` (one shape and pose).
+            start_angle (`float`): view angle of the first frame, radians.
+            frames_per_batch (`int`): frames rendered together (memory grows with it).
+
+        Returns:
+            `list` of `PIL.Image.Image`: the frames (write them with
+            :func:`semantichuman_hd.export.save_video`).
+        """
+        latents = self._one_person(latents)
+        _check_positive_int(num_frames, "num_frames")
+        if not (isinstance(start_angle, (int, float)) and math.isfinite(start_angle)):
+            raise ValueError(f"`start_angle` must be a finite number of radians, got {start_angle!r}.")
+        angles = start_angle + 2 * math.pi * torch.arange(num_frames, dtype=torch.float32) / num_frames
+        return self._render_frames(
+            latents,
+            num_frames,
+            frames_per_batch,
+            lambda frame_slice: {"view_angle": angles[frame_slice]},
+            resolution=resolution,
+            truncation_psi=truncation_psi,
+            betas=betas,
+            body_pose=body_pose,
+        )
+
+    def animate(
+        self,
+        poses: str | os.PathLike | Motion | dict | torch.Tensor,
+        latents: torch.Tensor,
+        stride: int = 1,
+        max_frames: int | None = None,
+        resolution: str = "low",
+        truncation_psi: float | None = None,
+        betas: torch.Tensor | None = None,
+        view_angle: float = 0.0,
+        z_up: bool = True,
+        frames_per_batch: int = DEFAULT_FRAMES_PER_BATCH,
+    ) -> list[PIL.Image.Image]:
+        r"""One person following a motion: one render per (kept) frame of ``poses``.
+
+        Parameters:
+            poses: a path to an AMASS-style ``.npz`` (``poses`` ``(T, 156)`` SMPL-H or ``(T, 72)`` SMPL,
+                ``trans``, optional ``betas`` and ``mocap_framerate``), a mapping of such arrays, a bare
+                ``(T, W)`` pose tensor, or a :class:`~semantichuman_hd.body.amass.Motion` (used as is).
+            latents (`torch.Tensor`): ``(1, K, z_dim)`` (or ``(K, z_dim)``), one person.
+            stride (`int`), max_frames (`int`, *optional*): keep every ``stride``-th frame, at most
+                ``max_frames`` of them (the frame rate of the result is the motion's divided by
+                ``stride``).
+            resolution, truncation_psi: as in :meth:`__call__`.
+            betas (`(10,)`, *optional*): the person's shape; default the mean shape (a motion's own
+                betas belong to the body model it was captured with: pass ``motion.betas`` to use them).
+            view_angle (`float`): turn the whole motion about the vertical axis, radians.
+            z_up (`bool`): the motion's world is z-up (AMASS); ignored for a ``Motion``.
+            frames_per_batch (`int`): frames rendered together.
+
+        Every frame is centred in front of the fixed camera, so the root translation is not shown.
+
+        Returns:
+            `list` of `PIL.Image.Image`: the frames.
+        """
+        motion = as_motion(poses, z_up=z_up).subsample(stride, max_frames)
+        latents = self._one_person(latents)
+        return self._render_frames(
+            latents,
+            len(motion),
+            frames_per_batch,
+            lambda frame_slice: {"body_pose": motion.body_pose[frame_slice], "global_orient": motion.global_orient[frame_slice]},
+            resolution=resolution,
+            truncation_psi=truncation_psi,
+            betas=betas,
+            view_angle=view_angle,
+        )
 
 
 def semantic_picture(masks: torch.Tensor) -> torch.Tensor:

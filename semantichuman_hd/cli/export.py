@@ -1,0 +1,259 @@
+"""``export-mesh``, ``turntable`` and ``animate``: one person as a coloured mesh, turning around, or moving.
+
+Each draws the person from ``--seed`` or takes it from ``--latents FILE`` (a latents file of any
+command; ``--index`` picks the person when it holds several), and writes the latents used beside its
+output as ``{stem}.latents.safetensors``, so the same person can be rendered, exported or animated again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+from ..body.amass import load_amass
+from ..body.poses import NAMED_POSES
+from ..export import (
+    DEFAULT_FPS,
+    DEFAULT_FRAMES_PER_BATCH,
+    DEFAULT_GRID_RESOLUTION,
+    DEFAULT_TURNTABLE_FRAMES,
+    MESH_SUFFIXES,
+    check_grid_resolution,
+    check_mesh_path,
+    check_video_path,
+    save_video,
+)
+from ..parts import PARTS, part_indices
+from ._common import add_model_arguments, generator_for, load_latents, load_pipeline, save_latents
+
+ALL_PARTS: str = "all"
+"""``--part`` value meaning every part, one mesh each."""
+
+LATENTS_SUFFIX: str = ".latents.safetensors"
+"""The latents used are written beside the output as ``{stem}`` + this."""
+
+
+def latents_path_for(out: str | Path) -> Path:
+    """Where the latents of output ``out`` go: ``dir/stem.latents.safetensors``."""
+    out = Path(out)
+    return out.with_name(out.stem + LATENTS_SUFFIX)
+
+
+def parse_part_names(text: str | None) -> list[str] | None:
+    """``--part``: None (the whole person), ``"all"``, or comma-separated part names."""
+    if text is None:
+        return None
+    if text.strip() == ALL_PARTS:
+        return list(PARTS)
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise ValueError(f"`--part` must be '{ALL_PARTS}' or comma-separated names of {list(PARTS)}, got {text!r}.")
+    part_indices(names, "--part")
+    return list(dict.fromkeys(names))
+
+
+def _check_positive(value, argument: str, integer: bool = True) -> None:
+    if value is None:
+        return
+    if not (math.isfinite(value) and value > 0):
+        kind = "integer" if integer else "number"
+        raise ValueError(f"`{argument}` must be a positive {kind}, got {value!r}.")
+
+
+def _check_pose(name: str | None) -> None:
+    if name is not None and name not in NAMED_POSES:
+        raise ValueError(f"`--pose` must be one of {list(NAMED_POSES)}, got {name!r}.")
+
+
+def _video_path(out: str) -> Path:
+    try:
+        return check_video_path(out, "--out")
+    except ImportError as error:  # .mp4 without imageio-ffmpeg: a usage problem, reported like one
+        raise ValueError(str(error)) from error
+
+
+def _person(pipe, args: argparse.Namespace) -> torch.Tensor:
+    """``(1, K, z_dim)``: person ``--index`` of ``--latents``, or one drawn from ``--seed``."""
+    if args.latents is None:
+        return pipe.sample_latents(1, generator=generator_for(args))
+    latents = load_latents(args.latents)
+    if latents.ndim != 3 or tuple(latents.shape[1:]) != (len(PARTS), pipe.z_dim):
+        raise ValueError(
+            f"`--latents` file {args.latents!r} holds latents of shape {tuple(latents.shape)}; this model needs "
+            f"(B, {len(PARTS)}, {pipe.z_dim}) (was it written with another model?)."
+        )
+    latents = pipe.check_latents(latents, "--latents")
+    if not 0 <= args.index < latents.shape[0]:
+        raise ValueError(f"`--index` must be in [0, {latents.shape[0] - 1}] for {args.latents!r}, got {args.index}.")
+    return latents[args.index : args.index + 1]
+
+
+def _preflight_latents(args: argparse.Namespace) -> None:
+    """A missing or unreadable ``--latents`` file fails before the model loads."""
+    if args.latents is not None:
+        load_latents(args.latents)
+    if args.index < 0:
+        raise ValueError(f"`--index` must be a non-negative integer, got {args.index}.")
+
+
+def _write_latents(latents: torch.Tensor, out: Path, args: argparse.Namespace, **metadata) -> Path:
+    path = save_latents(latents_path_for(out), latents, resolution=args.resolution, **metadata)
+    print(f"  latents: {path}")
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------
+# Commands
+# ----------------------------------------------------------------------------------------------------
+
+
+def _export_mesh(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if args.format is not None:
+        suffix = "." + args.format
+        if out.suffix == "":
+            out = out.with_suffix(suffix)
+        elif out.suffix.lower() != suffix:
+            raise ValueError(f"`--format` is {args.format!r} but `--out` {args.out!r} ends in {out.suffix!r}; give one or make them agree.")
+    check_mesh_path(out, "--out")
+    check_grid_resolution(args.grid_resolution, "--grid-resolution")
+    names = parse_part_names(args.part)
+    _check_pose(args.pose)
+    _preflight_latents(args)
+
+    pipe = load_pipeline(args)
+    pipe.set_progress_bar_config(disable=True)
+    latents = _person(pipe, args)
+    body_pose = None if args.pose is None else NAMED_POSES[args.pose]
+    result = pipe.export_mesh(
+        latents,
+        out,
+        part=names,
+        resolution=args.resolution,
+        grid_resolution=args.grid_resolution,
+        truncation_psi=args.truncation_psi,
+        body_pose=body_pose,
+    )
+    for name in result.empty_parts:
+        print(f"note: {name} has no surface for this person (nothing of it lies in the body's shell): no mesh written.", file=sys.stderr)
+    for name, path in result.paths.items():
+        mesh = result.meshes[name]
+        print(f"wrote {path} ({name}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces, {'posed ' + args.pose if args.pose else 'canonical pose'})")
+    if not result.paths:
+        print("semantichuman-hd export-mesh: nothing written: every requested part is empty.", file=sys.stderr)
+        return 1
+    _write_latents(latents, out, args, part=args.part or "person", grid_resolution=args.grid_resolution)
+    return 0
+
+
+def _turntable(args: argparse.Namespace) -> int:
+    out = _video_path(args.out)
+    _check_positive(args.frames, "--frames")
+    _check_positive(args.fps, "--fps", integer=False)
+    _check_positive(args.frames_per_batch, "--frames-per-batch")
+    _check_pose(args.pose)
+    _preflight_latents(args)
+
+    pipe = load_pipeline(args)
+    pipe.set_progress_bar_config(disable=True)
+    latents = _person(pipe, args)
+    frames = pipe.render_turntable(
+        latents,
+        num_frames=args.frames,
+        resolution=args.resolution,
+        truncation_psi=args.truncation_psi,
+        body_pose=None if args.pose is None else NAMED_POSES[args.pose],
+        frames_per_batch=args.frames_per_batch,
+    )
+    save_video(frames, out, fps=args.fps)
+    print(f"wrote {out} ({len(frames)} frames of {frames[0].width}×{frames[0].height} at {args.fps:g} fps)")
+    _write_latents(latents, out, args, frames=args.frames)
+    return 0
+
+
+def _animate(args: argparse.Namespace) -> int:
+    out = _video_path(args.out)
+    _check_positive(args.stride, "--stride")
+    _check_positive(args.max_frames, "--max-frames")
+    _check_positive(args.fps, "--fps", integer=False)
+    _check_positive(args.frames_per_batch, "--frames-per-batch")
+    if not math.isfinite(args.view_angle):
+        raise ValueError(f"`--view-angle` must be a finite number of degrees, got {args.view_angle!r}.")
+    motion = load_amass(args.poses).subsample(args.stride, args.max_frames)
+    _preflight_latents(args)
+    fps = args.fps if args.fps is not None else (motion.framerate or DEFAULT_FPS)
+
+    pipe = load_pipeline(args)
+    pipe.set_progress_bar_config(disable=True)
+    latents = _person(pipe, args)
+    frames = pipe.animate(
+        motion,
+        latents,
+        resolution=args.resolution,
+        truncation_psi=args.truncation_psi,
+        view_angle=math.radians(args.view_angle),
+        frames_per_batch=args.frames_per_batch,
+    )
+    save_video(frames, out, fps=fps)
+    print(f"wrote {out} ({len(frames)} frames of {args.poses} at {fps:g} fps)")
+    _write_latents(latents, out, args, poses=args.poses, stride=args.stride)
+    return 0
+
+
+def _add_person_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    parser.add_argument("--latents", default=None, metavar="FILE", help="latents .safetensors of an earlier run instead of --seed")
+    parser.add_argument("--index", type=int, default=0, help="which person of --latents (default: 0)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``export-mesh``, ``turntable`` and ``animate`` to the top-level sub-commands."""
+    parser = subparsers.add_parser(
+        "export-mesh",
+        help="export one person, or its parts, as vertex-coloured meshes (.glb, .obj, .ply)",
+        description="Marching cubes on the canonical part fields; the format follows --out's suffix. With several parts "
+        "each goes to {stem}_{part}{suffix}. The latents used are written to {stem}" + LATENTS_SUFFIX + ".",
+    )
+    _add_person_arguments(parser)
+    parser.add_argument("--out", default="outputs/person.glb", metavar="FILE", help=f"mesh file, one of {', '.join(MESH_SUFFIXES)} (default: outputs/person.glb)")
+    parser.add_argument("--format", choices=[suffix[1:] for suffix in MESH_SUFFIXES], default=None, help="mesh format (default: --out's suffix)")
+    parser.add_argument(
+        "--part", default=None, metavar="NAMES", help=f"comma-separated parts of {', '.join(PARTS)}, or '{ALL_PARTS}', one mesh each (default: the whole person)"
+    )
+    parser.add_argument("--grid-resolution", type=int, default=DEFAULT_GRID_RESOLUTION, help=f"grid nodes along the body's longest side (default: {DEFAULT_GRID_RESOLUTION})")
+    parser.add_argument("--pose", default=None, metavar="NAME", help=f"pose the mesh: one of {', '.join(NAMED_POSES)} (default: the canonical pose)")
+    parser.set_defaults(func=_export_mesh)
+
+    parser = subparsers.add_parser(
+        "turntable",
+        help="one person turning around, as .gif or .mp4",
+        description="Render --frames views around the person (the body turns) and write them as a looping GIF or an MP4 "
+        "(MP4 needs imageio-ffmpeg). The latents used are written to {stem}" + LATENTS_SUFFIX + ".",
+    )
+    _add_person_arguments(parser)
+    parser.add_argument("--out", default="outputs/turntable.gif", metavar="FILE", help="x.gif or x.mp4 (default: outputs/turntable.gif)")
+    parser.add_argument("--frames", type=int, default=DEFAULT_TURNTABLE_FRAMES, help=f"frames of the full turn (default: {DEFAULT_TURNTABLE_FRAMES})")
+    parser.add_argument("--fps", type=float, default=DEFAULT_FPS, help=f"frames per second (default: {DEFAULT_FPS:g})")
+    parser.add_argument("--pose", default=None, metavar="NAME", help=f"body pose, one of {', '.join(NAMED_POSES)} (default: the pipeline's, an A-pose)")
+    parser.add_argument("--frames-per-batch", type=int, default=DEFAULT_FRAMES_PER_BATCH, help=f"frames rendered together (default: {DEFAULT_FRAMES_PER_BATCH})")
+    parser.set_defaults(func=_turntable)
+
+    parser = subparsers.add_parser(
+        "animate",
+        help="one person following an AMASS-style motion (.npz), as .gif or .mp4",
+        description="Render the person in every --stride-th pose of an AMASS-style .npz (poses (T, 156) SMPL-H or (T, 72) "
+        "SMPL, trans; z-up) and write a GIF or MP4. The latents used are written to {stem}" + LATENTS_SUFFIX + ".",
+    )
+    _add_person_arguments(parser)
+    parser.add_argument("--poses", required=True, metavar="FILE.npz", help="AMASS-style motion file")
+    parser.add_argument("--out", default="outputs/animation.gif", metavar="FILE", help="x.gif or x.mp4 (default: outputs/animation.gif)")
+    parser.add_argument("--stride", type=int, default=1, help="use every N-th frame of the motion (default: 1)")
+    parser.add_argument("--max-frames", type=int, default=None, help="at most this many frames (default: all)")
+    parser.add_argument("--fps", type=float, default=None, help=f"frames per second (default: the motion's frame rate / --stride, else {DEFAULT_FPS:g})")
+    parser.add_argument("--view-angle", type=float, default=0.0, metavar="DEG", help="turn the motion about the vertical axis, degrees (default: 0)")
+    parser.add_argument("--frames-per-batch", type=int, default=DEFAULT_FRAMES_PER_BATCH, help=f"frames rendered together (default: {DEFAULT_FRAMES_PER_BATCH})")
+    parser.set_defaults(func=_animate)
