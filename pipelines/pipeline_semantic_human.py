@@ -387,6 +387,10 @@ class SemanticHumanPipeline(DiffusionPipeline):
         by each weight (0 = a, 1 = b); other parts stay ``latents_a``'s. Interpolates linearly in z."""
         latents_a = self.check_latents(latents_a, "latents_a")
         latents_b = self.check_latents(latents_b, "latents_b")
+        if latents_a.shape != latents_b.shape:
+            raise ValueError(f"`latents_a` and `latents_b` must have the same shape, got {tuple(latents_a.shape)} and {tuple(latents_b.shape)}.")
+        if not isinstance(part, str):
+            raise ValueError(f"`part` must be one part name of {list(PARTS)}, got {part!r}.")
         (index,) = part_indices(part, "part")
         weights = torch.as_tensor(weights, dtype=latents_a.dtype, device=latents_a.device).reshape(-1)
         if weights.numel() == 0 or not torch.isfinite(weights).all():

@@ -4,6 +4,7 @@ result as image, semantic picture, depth and normal PNGs plus the latents that r
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -17,6 +18,10 @@ back to a seeded, randomly initialised ``demo`` preset and say so loudly."""
 FALLBACK_PRESET: str = "demo"
 """Preset used when no ``--model`` is given and no demo checkpoint exists."""
 
+PRESET_WEIGHTS_SEED: int = 0
+"""Seed of a ``--preset``'s random weights. Fixed, so a preset is one model like a checkpoint: ``--seed``
+only draws latents, and a latents file reproduces its result whatever ``--seed`` says."""
+
 LATENTS_KEY: str = "latents"
 """Tensor name inside a latents ``.safetensors`` file."""
 
@@ -26,32 +31,70 @@ DEPTH_PNG_SCALE: float = 1000.0
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """``--model``, ``--preset``, ``--seed``, ``--device``, ``--truncation-psi``, ``--resolution``."""
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="pipeline folder or Hub repo id (default: the demo checkpoint)")
+    default = f"a randomly initialised {FALLBACK_PRESET!r} preset, with a warning" if DEFAULT_MODEL is None else DEFAULT_MODEL
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"pipeline folder or Hub repo id (default: {default})")
     parser.add_argument("--preset", default=None, help="randomly initialised preset instead of --model (tiny, demo, paper)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed for latents and random initialisation (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the latents (default: 0)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--truncation-psi", type=float, default=None, help="truncation toward the average codes (default: the model's)")
     parser.add_argument("--resolution", choices=("low", "high"), default="low", help="stage-1 render or stage-2 super-resolution (default: low)")
 
 
+def check_device(name: str, argument: str = "--device") -> torch.device:
+    """``name`` as a ``torch.device`` that exists on this machine; ValueError otherwise."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"`{argument}` must be a torch device such as 'cpu', 'cuda' or 'cuda:1', got {name!r}.") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"`{argument}` is {name!r} but CUDA is not available on this machine; use --device cpu.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"`{argument}` is {name!r} but MPS is not available on this machine; use --device cpu.")
+    return device
+
+
 def load_pipeline(args: argparse.Namespace):
-    """The pipeline named by ``--model`` / ``--preset``, on ``--device``."""
+    """The pipeline named by ``--model`` / ``--preset``, on ``--device``.
+
+    Without either, a randomly initialised :data:`FALLBACK_PRESET` with a loud warning. Raises
+    ``ValueError`` naming the argument for an unknown preset, a ``--model`` that cannot be loaded, an
+    unusable ``--device`` or a non-finite ``--truncation-psi``.
+    """
     from ..pipelines.pipeline_semantic_human import SemanticHumanPipeline
+    from ..presets import PRESETS
 
     if args.model is not None and args.preset is not None:
         raise ValueError(f"give `--model` or `--preset`, not both (got {args.model!r} and {args.preset!r}).")
+    if args.preset is not None and args.preset not in PRESETS:
+        raise ValueError(f"`--preset` must be one of {sorted(PRESETS)}, got {args.preset!r}.")
+    psi = getattr(args, "truncation_psi", None)
+    if psi is not None and not math.isfinite(psi):
+        raise ValueError(f"`--truncation-psi` must be a finite number, got {psi!r}.")
+    device = check_device(args.device)
     if args.model is not None:
-        pipe = SemanticHumanPipeline.from_pretrained(args.model)
+        try:
+            pipe = SemanticHumanPipeline.from_pretrained(args.model)
+        except (ValueError, OSError) as error:  # not a pipeline folder, missing files, Hub errors
+            raise ValueError(f"`--model` {args.model!r} could not be loaded as a SemanticHumanPipeline: {error}") from error
     else:
         preset = args.preset or FALLBACK_PRESET
         if args.preset is None:
             print(
-                "\n" + "!" * 78 + f"\n!! No trained checkpoint: using a RANDOMLY INITIALISED '{preset}' preset (seed {args.seed}).\n"
+                "\n" + "!" * 78 + f"\n!! No trained checkpoint: using a RANDOMLY INITIALISED '{preset}' preset.\n"
                 "!! Its people are untrained noise on the body; pass --model FOLDER_OR_REPO_ID for real results.\n" + "!" * 78 + "\n",
                 file=sys.stderr,
             )
-        pipe = SemanticHumanPipeline.from_preset(preset, seed=args.seed)
-    return pipe.to(torch.device(args.device))
+        pipe = SemanticHumanPipeline.from_preset(preset, seed=PRESET_WEIGHTS_SEED)
+    return pipe.to(device)
+
+
+def model_description(args: argparse.Namespace) -> str:
+    """``--model VALUE`` or ``--preset NAME``: the model arguments that rebuild the same pipeline."""
+    import shlex
+
+    if args.model is not None:
+        return f"--model {shlex.quote(str(args.model))}"
+    return f"--preset {args.preset or FALLBACK_PRESET}"
 
 
 def generator_for(args: argparse.Namespace) -> torch.Generator:
@@ -89,10 +132,24 @@ def load_latents(path: str | Path, argument: str = "--latents") -> torch.Tensor:
     return tensors[LATENTS_KEY]
 
 
-def write_results(output, out_dir: str | Path, prefix: str = "") -> list[Path]:
+def load_latents_for(pipe, path: str | Path, argument: str = "--latents") -> torch.Tensor:
+    """Latents from ``path`` checked against ``pipe``: ``(B, K, z_dim)`` of the model's ``z_dim``, finite."""
+    from ..parts import NUM_PARTS
+
+    latents = load_latents(path, argument)
+    if latents.ndim != 3 or tuple(latents.shape[1:]) != (NUM_PARTS, pipe.z_dim):
+        raise ValueError(
+            f"`{argument}` file {str(path)!r} holds latents of shape {tuple(latents.shape)}; this model needs "
+            f"(B, {NUM_PARTS}, {pipe.z_dim}) (was it written with another model?)."
+        )
+    return pipe.check_latents(latents, argument)
+
+
+def write_results(output, out_dir: str | Path, prefix: str = "", **metadata) -> list[Path]:
     """Write each person of a ``SemanticHumanPipelineOutput`` (``output_type="np"``) as
-    ``{prefix}image_{i}.png``, ``semantic_{i}``, ``depth_{i}`` (16-bit mm) and ``normals_{i}``, plus
-    ``{prefix}latents.safetensors``. Returns the written paths."""
+    ``{prefix}image_{i:03d}.png`` (RGB), ``semantic_{i:03d}`` (RGB), ``depth_{i:03d}`` (16-bit, mm) and
+    ``normals_{i:03d}`` (RGB), plus ``{prefix}latents.safetensors`` carrying ``metadata`` (strings).
+    Returns the written paths."""
     from PIL import Image
 
     out_dir = Path(out_dir)
@@ -110,5 +167,5 @@ def write_results(output, out_dir: str | Path, prefix: str = "") -> list[Path]:
             path = out_dir / f"{prefix}{name}_{i:03d}.png"
             picture.save(path)
             written.append(path)
-    written.append(save_latents(out_dir / f"{prefix}latents.safetensors", output.latents))
+    written.append(save_latents(out_dir / f"{prefix}latents.safetensors", output.latents, **metadata))
     return written
