@@ -82,6 +82,8 @@ class PosedPartField:
         if part_mask is not None:
             packed_mask = packed_mask & torch.gather(part_mask, 1, index.unsqueeze(-1).expand(-1, -1, self.num_parts))
         delta_sdf, rgb_logits = self.canonical_field(packed_points, packed_mask)
+        # Geometry stays in the points' precision; a half-precision field is promoted to it.
+        delta_sdf, rgb_logits = delta_sdf.to(sdf.dtype), rgb_logits.to(logits.dtype)
         packed_prior = torch.gather(prior, 1, index)
         packed_sdf = torch.where(packed_mask, packed_prior.unsqueeze(-1) + delta_sdf, torch.full_like(delta_sdf, float("-inf")))
         packed_logits = torch.where(packed_mask.unsqueeze(-1), rgb_logits, torch.zeros_like(rgb_logits))

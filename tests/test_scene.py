@@ -95,3 +95,14 @@ def test_make_body_model_command(tmp_path):
     out = tmp_path / "open_body.pkl"
     assert main(["make-body-model", "--out", str(out)]) == 0
     assert out.stat().st_size > 100_000
+
+
+def test_half_precision_fields_are_promoted(open_body_deformer, walking):
+    def half_field(points, mask):
+        delta, logits = body_only_field(points, mask)
+        return (delta + 0.01).half(), (logits + 1).half()
+
+    field = PosedPartField(open_body_deformer, walking, half_field, num_parts=1)
+    out = field(walking.vertices[:, ::100])
+    assert out.sdf.dtype == torch.float32 and out.rgb_logits.dtype == torch.float32
+    assert torch.allclose(out.rgb_logits[out.valid], torch.ones(1, 3))
