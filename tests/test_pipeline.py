@@ -128,6 +128,20 @@ def test_semantic_images_colour_the_masks(render, resolution):
     assert torch.allclose(output.semantic_images, semantic_picture(output.semantic_masks), atol=1e-6)
 
 
+@pytest.mark.parametrize("resolution", RESOLUTIONS)
+def test_bf16_autocast_runs_synthesis_in_low_precision_and_geometry_in_full(pipe, render, resolution):
+    """Under ``torch.autocast`` only the networks drop precision: rays, skinning, root finding and
+    compositing stay float32, so the pictures stay close to the float32 ones."""
+    batch = LOW_BATCH if resolution == "low" else HIGH_BATCH
+    reference = render(resolution, "pt")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = pipe(num_images=batch, generator=torch.Generator().manual_seed(SEED), resolution=resolution, output_type="pt")
+    assert output.images.dtype == torch.float32
+    assert (output.images - reference.images).abs().mean() < 5e-3
+    covered = (reference.alpha > 0.5) & (output.alpha > 0.5)
+    assert (output.depth - reference.depth)[covered].abs().max() < 0.05
+
+
 def test_latents_returned_are_the_ones_passed(pipe):
     latents = torch.randn(1, NUM_PARTS, pipe.z_dim, generator=torch.Generator().manual_seed(11))
     output = pipe(latents=latents, output_type="pt")

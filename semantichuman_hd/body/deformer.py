@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..precision import full_precision
 from .sdf_prior import BodySDFPrior
 from .smpl_format import NUM_BETAS, NUM_SMPL_JOINTS
 from .voxel_grid import VoxelGrid, grid_nodes, grid_resolution
@@ -214,6 +215,7 @@ class InverseLBSDeformer(nn.Module):
         end = torch.where(leaf.view(1, -1, 1), extension, joints[:, self.segment_end_joint.clamp_min(0)])
         return start, end
 
+    @full_precision
     def pose(self, betas=None, body_pose=None, global_orient=None, transl=None) -> PosedBody:
         """Pose the body model; arguments as :meth:`BodyModel.forward` (validated there)."""
         posed = self.body_model(betas=betas, body_pose=body_pose, global_orient=global_orient, transl=transl)
@@ -235,6 +237,7 @@ class InverseLBSDeformer(nn.Module):
         shape_offsets = VoxelGrid(offsets, self.shape_grid.box_min, self.shape_grid.box_max)
         return PosedBody(transforms, betas_used, posed.vertices, start, end, radius, shape_offsets)
 
+    @full_precision
     def canonical_to_posed(self, canonical: torch.Tensor, posed: PosedBody) -> torch.Tensor:
         """Forward skinning of canonical points ``(B, N, 3)`` → posed points ``(B, N, 3)``."""
         batch_index = torch.arange(canonical.shape[0], device=canonical.device).repeat_interleave(canonical.shape[1])
@@ -251,6 +254,7 @@ class InverseLBSDeformer(nn.Module):
         posed_points = torch.einsum("mrc,mc->mr", blended[:, :, :3], shaped) + blended[:, :, 3]
         return posed_points, blended[:, :, :3]
 
+    @full_precision
     def posed_to_canonical(self, points: torch.Tensor, posed: PosedBody, chunk_size: int = DEFORM_CHUNK_SIZE) -> DeformerOutput:
         """Inverse skinning of posed ``points (B, N, 3)`` (see the module docstring), ``chunk_size``
         points at a time to bound memory."""

@@ -247,7 +247,7 @@ def decode_parts(
     slot = torch.arange(num_queries, device=k.device) - starts[k]
     width = int(per_part.max())
     grouped = features.new_zeros(parts, width, features.shape[-1]).index_put((k, slot), features)
-    out = decoders(grouped)[k, slot]  # (Q, 4)
+    out = decoders(grouped)[k, slot].to(delta_sdf.dtype)  # (Q, 4); an autocast decoder's output is promoted
     delta_sdf = delta_sdf.index_put((b, n, k), out[:, 0])
     rgb_logits = rgb_logits.index_put((b, n, k), out[:, 1:])
     return delta_sdf, rgb_logits, num_queries

@@ -22,6 +22,8 @@ from typing import Sequence
 
 import torch
 
+from ..precision import full_precision
+
 FIXED_CAMERA_FOCAL: float = 5.0
 """Normalised focal length of the fixed, near-orthographic camera (about 11.4° field of view): the
 value the reference's label writer uses."""
@@ -91,6 +93,7 @@ class Cameras:
         """The same cameras on ``device`` and/or in ``dtype``."""
         return Cameras(self.cam2world.to(device=device, dtype=dtype), self.intrinsics.to(device=device, dtype=dtype))
 
+    @full_precision
     def generate_rays(self, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
         """World-space rays through the pixel centres of a ``height × width`` image, row-major.
 

@@ -18,6 +18,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ..precision import full_precision
 from .compositor import (
     COMPOSITIONS,
     WHITE_BACKGROUND,
@@ -217,6 +218,7 @@ class VolumeRenderer(nn.Module):
 
     # ------------------------------------------------------------------ public API
 
+    @full_precision
     def render(
         self,
         field: PartField,
@@ -276,6 +278,7 @@ class VolumeRenderer(nn.Module):
             field, origins, directions, beta, hit, ray_part_mask, render_chunk, (near, far), self.samples_per_ray
         )
 
+    @full_precision
     def render_depths(
         self,
         field: PartField,
