@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -31,6 +30,7 @@ import time
 
 import torch
 
+from device_info import device_name, synchronize
 from semantichuman_hd.pipelines.pipeline_semantic_human import RESOLUTIONS, SemanticHumanPipeline
 from semantichuman_hd.presets import PRESETS
 
@@ -41,25 +41,6 @@ AUTOCAST_SCOPES: tuple[str, ...] = ("all", "synthesis")
 """``--autocast-scope`` choices: autocast the whole generation, or only the mapper and tri-plane synthesis."""
 
 MIB: int = 1 << 20
-
-
-def device_name(device: torch.device) -> str:
-    """The GPU's name, or the CPU's model name."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def current_rss_mib() -> float:

@@ -33,11 +33,11 @@ import argparse
 import json
 import math
 import os
-import platform
 import time
 
 import torch
 
+from device_info import device_name, synchronize
 from semantichuman_hd.body.poses import named_pose
 from semantichuman_hd.body.smpl_format import NUM_SMPL_JOINTS, SMPL_JOINT_NAMES
 from semantichuman_hd.models.super_resolution import SR_SCALE
@@ -133,25 +133,6 @@ class RegionFieldPipeline(SemanticHumanPipeline):
 
     def high_field(self, posed, planes):
         return PosedPartField(self.deformer, posed, self.region_field, NUM_PARTS)
-
-
-def device_name(device: torch.device) -> str:
-    """The GPU's name, or the CPU's model name."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
