@@ -30,7 +30,7 @@ import time
 
 import torch
 
-from device_info import device_name, synchronize
+from reporting import device_name, print_report, synchronize
 from semantichuman_hd.pipelines.pipeline_semantic_human import RESOLUTIONS, SemanticHumanPipeline
 from semantichuman_hd.presets import PRESETS
 
@@ -223,12 +223,7 @@ def main() -> None:
         for resolution in args.resolutions:
             report["results"].append(run_pair(args, preset, resolution))
             print(json.dumps(report["results"][-1]), file=sys.stderr, flush=True)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-        with open(args.output, "w") as file:
-            file.write(text + "\n")
+    print_report(report, args.output)
 
 
 if __name__ == "__main__":

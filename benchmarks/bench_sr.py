@@ -30,14 +30,13 @@ and scales the full-image figures from those rows.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import time
 
 import torch
 
-from device_info import device_name, synchronize
+from reporting import device_name, print_report, synchronize
 from semantichuman_hd.body.poses import named_pose
 from semantichuman_hd.body.smpl_format import NUM_SMPL_JOINTS, SMPL_JOINT_NAMES
 from semantichuman_hd.models.super_resolution import SR_SCALE
@@ -341,12 +340,7 @@ def main() -> None:
         report[f"{mode}_time_ratio"] = entry["seconds"] / brute["seconds_full_image"]
         report[f"{mode}_time_ratio_with_stage1"] = (entry["seconds"] + results["stage1_seconds"]) / brute["seconds_full_image"]
         report[f"{mode}_psnr_db"] = entry["psnr_db"]
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-        with open(args.output, "w") as file:
-            file.write(text + "\n")
+    print_report(report, args.output)
 
 
 if __name__ == "__main__":

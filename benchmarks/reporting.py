@@ -1,7 +1,9 @@
-"""What the benchmarks share: naming the device they ran on and waiting for it to finish."""
+"""What the benchmarks share: naming the device they ran on, waiting for it, printing the JSON report."""
 
 from __future__ import annotations
 
+import json
+import os
 import platform
 
 import torch
@@ -25,3 +27,13 @@ def synchronize(device: torch.device) -> None:
     """Wait for queued GPU work, so wall-clock timings cover it (no-op on the CPU)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def print_report(report: dict, output: str | None = None) -> None:
+    """Print ``report`` as JSON on stdout and, with ``output``, also write it to that file."""
+    text = json.dumps(report, indent=2)
+    print(text)
+    if output:
+        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+        with open(output, "w") as file:
+            file.write(text + "\n")
