@@ -49,7 +49,7 @@ from ..hub import (
     upload_saved_pipeline,
 )
 from ..presets import get_preset
-from ..rendering.cameras import Cameras, fixed_camera
+from ..rendering.cameras import fixed_camera
 from ..rendering.guided_sampling import (
     SELECTION_MODES,
     aggregate_depths,

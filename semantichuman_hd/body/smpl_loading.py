@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..io import atomic_path
-from .smpl_format import NUM_BETAS, NUM_POSE_BASIS, NUM_SMPL_JOINTS, SMPL_FILE_KEYS, SMPL_NUM_VERTICES, SMPL_PARENTS
+from .smpl_format import NUM_BETAS, NUM_POSE_BASIS, NUM_SMPL_JOINTS, SMPL_FILE_KEYS, SMPL_PARENTS
 
 SMPL_PATH_ENV_VAR: str = "SEMANTICHUMAN_SMPL_PATH"
 """Environment variable naming a licensed SMPL model file to use instead of the open body."""

@@ -142,7 +142,6 @@ def rasterize(
     device = pixels.device
     dtype = torch.float64 if pixels.dtype == torch.float64 else torch.float32
     batch = pixels.shape[0]
-    num_faces = faces.shape[0]
     faces = faces.long()
 
     # Vertices in pixel units with pixel centres at integer coordinates.
