@@ -300,7 +300,10 @@ class SemanticHumanPipeline(DiffusionPipeline):
         body_pose = _batched(body_pose, batch, BODY_POSE_DIM, "body_pose", device)
         global_orient = _batched(global_orient, batch, GLOBAL_ORIENT_DIM, "global_orient", device)
         if view_angle is not None:
-            angle = torch.as_tensor(view_angle, dtype=torch.float32)
+            try:
+                angle = torch.as_tensor(view_angle, dtype=torch.float32)
+            except (TypeError, ValueError, RuntimeError) as error:
+                raise ValueError(f"`view_angle` must be a number or a (B,) tensor of radians, got {view_angle!r}.") from error
             if not torch.isfinite(angle).all():
                 raise ValueError(f"`view_angle` must be finite, got {view_angle!r}.")
             global_orient = yaw_global_orient(global_orient, angle.to(device))
@@ -382,7 +385,7 @@ class SemanticHumanPipeline(DiffusionPipeline):
         r"""Generate people.
 
         Parameters:
-            num_images (`int`): B, when ``latents`` is not given.
+            num_images (`int`): B, when ``latents`` is not given (ignored otherwise: B is the latents').
             generator (`torch.Generator`, *optional*): for the latents.
             latents (`torch.Tensor`, *optional*): ``(B, K, z_dim)``, one z per part (see :meth:`swap_parts`).
             truncation_psi (`float`, *optional*): toward the average codes; default from the config.

@@ -246,6 +246,7 @@ CALL_ERRORS = {
     "global_orient": (dict(global_orient=torch.zeros(4)), r"`global_orient` must have shape"),
     "view_angle NaN": (dict(view_angle=math.nan), r"`view_angle` must be finite"),
     "view_angle inf": (dict(view_angle=torch.tensor([math.inf])), r"`view_angle` must be finite"),
+    "view_angle text": (dict(view_angle="front"), r"`view_angle` must be a number or a \(B,\) tensor of radians, got 'front'"),
     "view_angle count": (dict(view_angle=[0.0, 1.0, 2.0]), r"`view_angle` must be a scalar or have one value per body"),
     "truncation_psi NaN": (dict(truncation_psi=math.nan), r"`truncation_psi` must be a finite number, got nan"),
     "truncation_psi inf": (dict(truncation_psi=-math.inf), r"`truncation_psi` must be a finite number"),
