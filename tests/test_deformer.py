@@ -87,3 +87,19 @@ def test_bad_points_shape(open_body_deformer, posed):
         open_body_deformer.posed_to_canonical(torch.zeros(NUM_BODIES, 5, 2), posed)
     with pytest.raises(ValueError, match="points"):
         open_body_deformer.posed_to_canonical(torch.zeros(NUM_BODIES + 1, 5, 3), posed)
+
+
+def test_skinning_grids_are_cached_and_identical(open_body, open_body_deformer, isolated_cache):
+    from pathlib import Path
+
+    from semantichuman_hd.body.deformer import InverseLBSDeformer
+
+    files = list((Path(isolated_cache) / "skinning").glob("skinning_*.safetensors"))
+    assert len(files) == 1
+    again = InverseLBSDeformer(open_body, open_body_deformer.sdf_prior)
+    for name in ("weights_grid", "shape_grid"):
+        first, second = getattr(open_body_deformer, name), getattr(again, name)
+        assert torch.equal(first.values, second.values) and torch.equal(first.box_min, second.box_min), name
+    files[0].write_bytes(b"not safetensors")
+    rebuilt = InverseLBSDeformer(open_body, open_body_deformer.sdf_prior)
+    assert torch.equal(rebuilt.weights_grid.values, open_body_deformer.weights_grid.values)

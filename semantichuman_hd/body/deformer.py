@@ -29,10 +29,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..paths import user_cache_dir
 from ..precision import full_precision
 from .sdf_prior import BodySDFPrior
 from .smpl_format import NUM_BETAS, NUM_SMPL_JOINTS
-from .voxel_grid import VoxelGrid, grid_nodes, grid_resolution
+from .voxel_grid import VoxelGrid, cached_voxel_grids, grid_nodes, grid_resolution
+
+_SKINNING_CACHE_VERSION = "v1"
+"""Bump when the skinning-grid construction changes, so cached grids are rebuilt."""
 
 CULL_DISTANCE: float = 0.12
 """Posed points farther than this from the posed body surface (metres) are culled (empty space)."""
@@ -150,9 +154,15 @@ class InverseLBSDeformer(nn.Module):
 
         canonical = body_model.canonical_vertices().detach().double()
         weights = body_model.lbs_weights.detach().double()
-        self.weights_grid, self.shape_grid = self._build_skinning_grids(
-            canonical, weights, self._canonical_shape_directions(body_model), voxel_size
+        shape_directions = self._canonical_shape_directions(body_model)
+        grids = cached_voxel_grids(
+            user_cache_dir() / "skinning",
+            "skinning",
+            (canonical.numpy(), weights.numpy(), shape_directions.numpy()),
+            f"{_SKINNING_CACHE_VERSION}:{voxel_size}:{SKINNING_PADDING}:{NUM_SKINNING_NEIGHBOURS}",
+            lambda: dict(zip(("weights", "shape"), self._build_skinning_grids(canonical, weights, shape_directions, voxel_size))),
         )
+        self.weights_grid, self.shape_grid = grids["weights"], grids["shape"]
 
         parents = [int(p) for p in body_model.parents.tolist()]
         starts, ends, owners = _bone_segments(parents)

@@ -4,17 +4,14 @@ winding-number signed distance and cached in the user cache directory as safeten
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..io import atomic_path
 from ..paths import user_cache_dir
-from .voxel_grid import VoxelGrid, grid_nodes, grid_resolution
+from .voxel_grid import VoxelGrid, cached_voxel_grids, grid_nodes, grid_resolution
 
 PRIOR_VOXEL_SIZE: float = 0.01
 """Grid spacing of the SDF prior in metres (about one pixel of a 256² image of the fixed camera)."""
@@ -89,25 +86,15 @@ class BodySDFPrior(nn.Module):
     ) -> "BodySDFPrior":
         """Like :meth:`from_mesh`, reusing a grid cached under ``cache_dir`` (default: the user cache)
         for the same mesh and grid settings."""
-        digest = hashlib.sha256()
-        for array in (np.asarray(vertices, dtype=np.float64), np.asarray(faces, dtype=np.int64)):
-            digest.update(np.ascontiguousarray(array).tobytes())
-        digest.update(f"{_CACHE_VERSION}:{voxel_size}:{padding}".encode())
         directory = Path(cache_dir) if cache_dir is not None else user_cache_dir() / "sdf_prior"
-        path = directory / f"body_sdf_{digest.hexdigest()[:16]}.safetensors"
-        if path.exists():
-            try:
-                tensors = load_file(str(path))
-                return cls(VoxelGrid(tensors["values"], tensors["box_min"], tensors["box_max"]))
-            except Exception:  # an unreadable cache entry is recomputed and overwritten
-                pass
-        prior = cls.from_mesh(vertices, faces, voxel_size, padding)
-        with atomic_path(path) as tmp:
-            save_file(
-                {"values": prior.grid.values, "box_min": prior.grid.box_min, "box_max": prior.grid.box_max},
-                str(tmp),
-            )
-        return prior
+        grids = cached_voxel_grids(
+            directory,
+            "body_sdf",
+            (np.asarray(vertices, dtype=np.float64), np.asarray(faces, dtype=np.int64)),
+            f"{_CACHE_VERSION}:{voxel_size}:{padding}",
+            lambda: {"sdf": cls.from_mesh(vertices, faces, voxel_size, padding).grid},
+        )
+        return cls(grids["sdf"])
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:
         """SDF ``(...,)`` at canonical ``points (..., 3)``."""

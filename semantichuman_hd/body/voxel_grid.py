@@ -3,12 +3,18 @@ and the skinning-weight field."""
 
 from __future__ import annotations
 
+import hashlib
 import math
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 from torch import nn
+
+from ..io import atomic_path
 
 
 def grid_resolution(box_min: np.ndarray, box_max: np.ndarray, voxel_size: float) -> tuple[int, int, int]:
@@ -75,3 +81,44 @@ class VoxelGrid(nn.Module):
         values = self.values.to(points.dtype).unsqueeze(0)
         sampled = F.grid_sample(values, coords, mode="bilinear", padding_mode="border", align_corners=True)
         return sampled.reshape(self.num_channels, -1).transpose(0, 1).reshape(*lead, self.num_channels)
+
+
+def cached_voxel_grids(
+    folder: str | Path,
+    prefix: str,
+    key_arrays,
+    settings: str,
+    build: Callable[[], dict[str, "VoxelGrid"]],
+) -> dict[str, "VoxelGrid"]:
+    """Voxel grids built once per input and reused from a safetensors file in ``folder``.
+
+    Parameters:
+        folder: Cache folder (created on demand).
+        prefix: File name prefix, e.g. ``"body_sdf"``.
+        key_arrays: NumPy arrays the grids are computed from; with ``settings`` they name the file.
+        settings: Everything else the result depends on (a version, voxel size, padding…), as text.
+        build: Computes the grids (``name → VoxelGrid``) when no readable cache entry exists.
+
+    An unreadable or incomplete entry is recomputed and overwritten; entries are written atomically.
+    """
+    digest = hashlib.sha256()
+    for array in key_arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
+    digest.update(settings.encode())
+    path = Path(folder) / f"{prefix}_{digest.hexdigest()[:16]}.safetensors"
+    if path.exists():
+        try:
+            tensors = load_file(str(path))
+            names = {key.rsplit(".", 1)[0] for key in tensors}
+            return {name: VoxelGrid(tensors[f"{name}.values"], tensors[f"{name}.box_min"], tensors[f"{name}.box_max"]) for name in names}
+        except Exception:  # an unreadable cache entry is recomputed and overwritten
+            pass
+    grids = build()
+    tensors = {}
+    for name, grid in grids.items():
+        tensors.update({f"{name}.values": grid.values, f"{name}.box_min": grid.box_min, f"{name}.box_max": grid.box_max})
+    with atomic_path(path) as tmp:
+        save_file({key: value.contiguous() for key, value in tensors.items()}, str(tmp))
+    return grids
