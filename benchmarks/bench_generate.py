@@ -30,7 +30,7 @@ import time
 
 import torch
 
-from reporting import device_name, print_report, synchronize
+from reporting import machine_report, print_report, synchronize
 from semantichuman_hd.pipelines.pipeline_semantic_human import RESOLUTIONS, SemanticHumanPipeline
 from semantichuman_hd.presets import PRESETS
 
@@ -207,11 +207,7 @@ def main() -> None:
 
     device = torch.device(args.device)
     report = {
-        "device": str(device),
-        "device_name": device_name(device),
-        "torch": torch.__version__,
-        "cpu_threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
+        **machine_report(device),
         "autocast": args.autocast,
         "autocast_scope": args.autocast_scope,
         "compile": args.compile,

@@ -36,7 +36,7 @@ import time
 
 import torch
 
-from reporting import device_name, print_report, synchronize
+from reporting import machine_report, print_report, synchronize
 from semantichuman_hd.body.poses import named_pose
 from semantichuman_hd.body.smpl_format import NUM_SMPL_JOINTS, SMPL_JOINT_NAMES
 from semantichuman_hd.models.super_resolution import SR_SCALE
@@ -315,11 +315,7 @@ def main() -> None:
 
     brute = results["brute_force"]
     report = {
-        "device": str(device),
-        "device_name": device_name(device),
-        "torch": torch.__version__,
-        "cpu_threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
+        **machine_report(device),
         "field": args.field,
         "preset": args.pretrained or args.preset,
         "poses": args.poses,

@@ -23,6 +23,17 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
+def machine_report(device: torch.device) -> dict:
+    """The header of every benchmark report: where and with what it ran."""
+    return {
+        "device": str(device),
+        "device_name": device_name(device),
+        "torch": torch.__version__,
+        "cpu_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
 def synchronize(device: torch.device) -> None:
     """Wait for queued GPU work, so wall-clock timings cover it (no-op on the CPU)."""
     if device.type == "cuda":
