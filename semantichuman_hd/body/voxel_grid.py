@@ -110,7 +110,8 @@ def cached_voxel_grids(
     path = Path(folder) / f"{prefix}_{digest.hexdigest()[:16]}.safetensors"
     if path.exists():
         try:
-            tensors = load_file(str(path))
+            # Copied out of the file's memory map, so the grids never depend on the file staying intact.
+            tensors = {key: value.clone() for key, value in load_file(str(path)).items()}
             names = {key.rsplit(".", 1)[0] for key in tensors}
             return {name: VoxelGrid(tensors[f"{name}.values"], tensors[f"{name}.box_min"], tensors[f"{name}.box_max"]) for name in names}
         except Exception:  # an unreadable cache entry is recomputed and overwritten

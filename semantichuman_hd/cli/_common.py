@@ -129,7 +129,7 @@ def load_latents(path: str | Path, argument: str = "--latents") -> torch.Tensor:
         raise ValueError(f"`{argument}` file {str(path)!r} is not a readable safetensors file: {error}.") from error
     if LATENTS_KEY not in tensors:
         raise ValueError(f"`{argument}` file {str(path)!r} has no {LATENTS_KEY!r} tensor (has {sorted(tensors)}).")
-    return tensors[LATENTS_KEY]
+    return tensors[LATENTS_KEY].clone()  # detached from the file's memory map
 
 
 def load_latents_for(pipe, path: str | Path, argument: str = "--latents") -> torch.Tensor:
