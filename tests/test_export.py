@@ -284,8 +284,9 @@ def test_export_mesh_command_writes_every_part_and_the_latents(tmp_path, capsys)
     written = sorted(path.name for path in out.parent.glob("*.obj"))
     assert written and all(f"person_{name}.obj" in written or f"note: {name}" in printed.err for name in PARTS)
     assert all(name in printed.out for name in written)
-    latents = load_latents(out.parent / "person.latents.safetensors")
+    latents = load_latents(out.parent / "person_latents.safetensors")
     assert latents.shape == (1, NUM_PARTS, 32)
+    assert {path.name for path in out.parent.glob("person_*_000.png")} == {f"person_{p}_000.png" for p in ("image", "semantic", "depth", "normals")}
     mesh = trimesh.load(out.parent / written[0], force="mesh", process=False)
     assert len(mesh.faces) > 50 and mesh.visual.kind == "vertex"
 
@@ -295,8 +296,11 @@ def test_turntable_and_animate_commands(tmp_path):
     assert main(["turntable", "--preset", "tiny", "--frames", "2", "--out", str(turntable)]) == 0
     with Image.open(turntable) as gif:
         assert gif.n_frames == 2 and gif.size == (32, 32)
-    latents = tmp_path / "turn.latents.safetensors"
+    latents = tmp_path / "turn_latents.safetensors"
     assert load_latents(latents).shape == (1, NUM_PARTS, 32)
+    for picture in ("image", "semantic", "depth", "normals"):
+        with Image.open(tmp_path / f"turn_{picture}_000.png") as image:
+            assert image.size == (32, 32), picture
 
     poses = np.zeros((3, 156))
     poses[:, 0] = math.pi / 2
@@ -307,7 +311,7 @@ def test_turntable_and_animate_commands(tmp_path):
     assert main(["animate", "--preset", "tiny", "--latents", str(latents), "--poses", str(motion), "--stride", "2", "--out", str(animation)]) == 0
     with Image.open(animation) as gif:
         assert gif.n_frames == 2 and gif.info["duration"] == pytest.approx(1000 / 15, abs=10)  # 30 fps / stride 2
-    assert torch.equal(load_latents(tmp_path / "walk.latents.safetensors"), load_latents(latents))
+    assert torch.equal(load_latents(tmp_path / "walk_latents.safetensors"), load_latents(latents))
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,9 @@
 """``export-mesh``, ``turntable`` and ``animate``: one person as a coloured mesh, turning around, or moving.
 
 Each draws the person from ``--seed`` or takes it from ``--latents FILE`` (a latents file of any
-command; ``--index`` picks the person when it holds several), and writes the latents used beside its
-output as ``{stem}.latents.safetensors``, so the same person can be rendered, exported or animated again.
+command; ``--index`` picks the person when it holds several), and writes beside its output the
+person's image, semantic, depth and normal pictures (``{stem}_image_000.png`` …) and the latents used
+(``{stem}_latents.safetensors``), so the same person can be rendered, exported or animated again.
 """
 
 from __future__ import annotations
@@ -28,17 +29,21 @@ from ..export import (
     save_video,
 )
 from ..parts import PARTS, part_indices
-from ._common import add_model_arguments, generator_for, load_latents, load_pipeline, save_latents
+from ._common import add_model_arguments, generator_for, load_latents, load_latents_for, load_pipeline, write_results
 
 ALL_PARTS: str = "all"
 """``--part`` value meaning every part, one mesh each."""
 
-LATENTS_SUFFIX: str = ".latents.safetensors"
+RECORD_SEPARATOR: str = "_"
+"""Beside output ``dir/stem.ext`` go the person's pictures and latents, as :func:`write_results` names
+them with the prefix ``stem`` + this: ``stem_image_000.png`` … ``stem_latents.safetensors``."""
+
+LATENTS_SUFFIX: str = RECORD_SEPARATOR + "latents.safetensors"
 """The latents used are written beside the output as ``{stem}`` + this."""
 
 
 def latents_path_for(out: str | Path) -> Path:
-    """Where the latents of output ``out`` go: ``dir/stem.latents.safetensors``."""
+    """Where the latents of output ``out`` go: ``dir/stem_latents.safetensors``."""
     out = Path(out)
     return out.with_name(out.stem + LATENTS_SUFFIX)
 
@@ -80,13 +85,7 @@ def _person(pipe, args: argparse.Namespace) -> torch.Tensor:
     """``(1, K, z_dim)``: person ``--index`` of ``--latents``, or one drawn from ``--seed``."""
     if args.latents is None:
         return pipe.sample_latents(1, generator=generator_for(args))
-    latents = load_latents(args.latents)
-    if latents.ndim != 3 or tuple(latents.shape[1:]) != (len(PARTS), pipe.z_dim):
-        raise ValueError(
-            f"`--latents` file {args.latents!r} holds latents of shape {tuple(latents.shape)}; this model needs "
-            f"(B, {len(PARTS)}, {pipe.z_dim}) (was it written with another model?)."
-        )
-    latents = pipe.check_latents(latents, "--latents")
+    latents = load_latents_for(pipe, args.latents)
     if not 0 <= args.index < latents.shape[0]:
         raise ValueError(f"`--index` must be in [0, {latents.shape[0] - 1}] for {args.latents!r}, got {args.index}.")
     return latents[args.index : args.index + 1]
@@ -100,10 +99,14 @@ def _preflight_latents(args: argparse.Namespace) -> None:
         raise ValueError(f"`--index` must be a non-negative integer, got {args.index}.")
 
 
-def _write_latents(latents: torch.Tensor, out: Path, args: argparse.Namespace, **metadata) -> Path:
-    path = save_latents(latents_path_for(out), latents, resolution=args.resolution, **metadata)
-    print(f"  latents: {path}")
-    return path
+def _write_record(pipe, latents: torch.Tensor, out: Path, args: argparse.Namespace, body_pose=None, view_angle: float = 0.0, **metadata) -> Path:
+    """Beside ``out``: the person's image, semantic, depth and normal pictures (as ``generate`` writes
+    them) and the latents used, so the result can be reproduced or fed to any other command."""
+    output = pipe(latents=latents, resolution=args.resolution, truncation_psi=args.truncation_psi, body_pose=body_pose, view_angle=view_angle, output_type="np")
+    written = write_results(output, out.parent, prefix=out.stem + RECORD_SEPARATOR, resolution=args.resolution, **metadata)
+    print(f"  pictures: {', '.join(path.name for path in written[:-1])} in {out.parent}")
+    print(f"  latents: {written[-1]}")
+    return written[-1]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -146,7 +149,7 @@ def _export_mesh(args: argparse.Namespace) -> int:
     if not result.paths:
         print("semantichuman-hd export-mesh: nothing written: every requested part is empty.", file=sys.stderr)
         return 1
-    _write_latents(latents, out, args, part=args.part or "person", grid_resolution=args.grid_resolution)
+    _write_record(pipe, latents, out, args, body_pose=body_pose, part=args.part or "person", grid_resolution=args.grid_resolution)
     return 0
 
 
@@ -171,7 +174,7 @@ def _turntable(args: argparse.Namespace) -> int:
     )
     save_video(frames, out, fps=args.fps)
     print(f"wrote {out} ({len(frames)} frames of {frames[0].width}×{frames[0].height} at {args.fps:g} fps)")
-    _write_latents(latents, out, args, frames=args.frames)
+    _write_record(pipe, latents, out, args, body_pose=None if args.pose is None else NAMED_POSES[args.pose], frames=args.frames)
     return 0
 
 
@@ -200,7 +203,7 @@ def _animate(args: argparse.Namespace) -> int:
     )
     save_video(frames, out, fps=fps)
     print(f"wrote {out} ({len(frames)} frames of {args.poses} at {fps:g} fps)")
-    _write_latents(latents, out, args, poses=args.poses, stride=args.stride)
+    _write_record(pipe, latents, out, args, view_angle=math.radians(args.view_angle), poses=args.poses, stride=args.stride)
     return 0
 
 
