@@ -57,7 +57,7 @@ from ..rendering.guided_sampling import (
     upsample_depth_candidates,
 )
 from ..rendering.volume_renderer import RenderOutput, VolumeRenderer
-from ..scene import PosedPartField, centering_transl, render_posed_field
+from ..scene import PosedPartField, pose_centred, render_posed_field
 
 RESOLUTIONS: tuple[str, ...] = ("low", "high")
 """``resolution`` values of :meth:`SemanticHumanPipeline.__call__`."""
@@ -307,9 +307,7 @@ class SemanticHumanPipeline(DiffusionPipeline):
             if not torch.isfinite(angle).all():
                 raise ValueError(f"`view_angle` must be finite, got {view_angle!r}.")
             global_orient = yaw_global_orient(global_orient, angle.to(device))
-        deformer = self.deformer
-        placed = deformer.body_model(betas=betas, body_pose=body_pose, global_orient=global_orient)
-        return deformer.pose(betas=betas, body_pose=body_pose, global_orient=global_orient, transl=centering_transl(placed.vertices))
+        return pose_centred(self.deformer, betas=betas, body_pose=body_pose, global_orient=global_orient)
 
     def low_field(self, posed: PosedBody, planes: torch.Tensor) -> PosedPartField:
         """The stage-1 posed field of the K parts from LR tri-planes ``planes`` (``lr.planes``)."""
@@ -321,15 +319,17 @@ class SemanticHumanPipeline(DiffusionPipeline):
         decode = self.super_resolution.decode
         return PosedPartField(self.deformer, posed, lambda points, mask: decode(planes, points, mask), NUM_PARTS)
 
-    def render_low(self, ws: torch.Tensor, posed: PosedBody, generator=None, lr=None) -> tuple[RenderOutput, object]:
-        """Stage 1: tri-planes of codes ``ws (B, K, num_ws, w_dim)`` rendered at ``low_resolution``."""
-        if lr is None:
-            lr = self.local_generators.synthesize(ws)
-        size = self.config.low_resolution
+    def _render_sampled(self, field: PosedPartField, size: int, beta: torch.Tensor) -> RenderOutput:
+        """``field`` at ``size²`` from the fixed camera with stage 1's stratified + importance samples."""
         renderer = VolumeRenderer(num_stratified=self.config.num_stratified, num_importance=self.config.num_importance)
-        output = render_posed_field(
-            renderer, self.low_field(posed, lr.planes), fixed_camera(posed.batch_size, device=self.device), size, size, beta=self.local_generators.beta
-        )
+        cameras = fixed_camera(field.posed.batch_size, device=self.device)
+        return render_posed_field(renderer, field, cameras, size, size, beta=beta)
+
+    def render_low(self, ws: torch.Tensor, posed: PosedBody) -> tuple[RenderOutput, object]:
+        """Stage 1: tri-planes of codes ``ws (B, K, num_ws, w_dim)`` rendered at ``low_resolution``.
+        Returns the render and the LR tri-planes (``TriplaneOutput``) stage 2 continues."""
+        lr = self.local_generators.synthesize(ws)
+        output = self._render_sampled(self.low_field(posed, lr.planes), self.config.low_resolution, self.local_generators.beta)
         return output, lr
 
     def render_high(self, ws: torch.Tensor, posed: PosedBody, lr, low: RenderOutput | None, guided: bool = True) -> RenderOutput:
@@ -342,17 +342,12 @@ class SemanticHumanPipeline(DiffusionPipeline):
         ray in the paper's size), and ``low`` is not used. That is the reference the guided sampling is
         measured against (``benchmarks/bench_sr.py``)."""
         low_size, high_size = self.config.low_resolution, self.config.high_resolution
-        scale = high_size // low_size
-        batch = posed.batch_size
         if not guided:
             hr_planes = self.super_resolution.synthesize(lr, ws)
-            renderer = VolumeRenderer(num_stratified=self.config.num_stratified, num_importance=self.config.num_importance)
-            cameras = fixed_camera(batch, device=self.device)
-            return render_posed_field(
-                renderer, self.high_field(posed, hr_planes), cameras, high_size, high_size, beta=self.super_resolution.beta
-            )
+            return self._render_sampled(self.high_field(posed, hr_planes), high_size, self.super_resolution.beta)
         if not isinstance(low, RenderOutput):
             raise ValueError(f"`low` must be the stage-1 RenderOutput when `guided` is True, got {type(low).__name__}.")
+        scale = high_size // low_size
         images = low.to_images(low_size, low_size)
         candidates = aggregate_depths(images.depth[:, 0], images.alpha[:, 0], use_neighbourhood=self.config.depth_aggregation)
         candidates = upsample_depth_candidates(candidates, scale)  # (B, 11, sH, sW)
@@ -360,7 +355,7 @@ class SemanticHumanPipeline(DiffusionPipeline):
         depths = candidates.flatten(2).transpose(1, 2)  # (B, R, 11)
         ray_parts = parts.flatten(2).transpose(1, 2)  # (B, R, K)
         hr_planes = self.super_resolution.synthesize(lr, ws)
-        cameras = fixed_camera(batch, device=self.device)
+        cameras = fixed_camera(posed.batch_size, device=self.device)
         origins, directions = cameras.generate_rays(high_size, high_size)
         renderer = VolumeRenderer()
         return renderer.render_depths(

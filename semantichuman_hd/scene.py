@@ -102,6 +102,13 @@ def centering_transl(vertices: torch.Tensor) -> torch.Tensor:
     return -(vertices.amin(1) + vertices.amax(1)) / 2
 
 
+def pose_centred(deformer: InverseLBSDeformer, betas=None, body_pose=None, global_orient=None) -> PosedBody:
+    """Pose the bodies (arguments as :meth:`InverseLBSDeformer.pose`) with their bounding boxes centred on
+    the origin, where the fixed camera looks."""
+    placed = deformer.body_model(betas=betas, body_pose=body_pose, global_orient=global_orient)
+    return deformer.pose(betas=betas, body_pose=body_pose, global_orient=global_orient, transl=centering_transl(placed.vertices))
+
+
 def body_only_field(points: torch.Tensor, part_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """A one-part canonical field that is exactly the body prior (Δsdf = 0) in neutral grey."""
     return points.new_zeros(*points.shape[:-1], 1), points.new_zeros(*points.shape[:-1], 1, 3)

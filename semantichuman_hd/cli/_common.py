@@ -132,11 +132,13 @@ def load_latents(path: str | Path, argument: str = "--latents") -> torch.Tensor:
     return tensors[LATENTS_KEY].clone()  # detached from the file's memory map
 
 
-def load_latents_for(pipe, path: str | Path, argument: str = "--latents") -> torch.Tensor:
-    """Latents from ``path`` checked against ``pipe``: ``(B, K, z_dim)`` of the model's ``z_dim``, finite."""
+def load_latents_for(pipe, path: str | Path, argument: str = "--latents", latents: torch.Tensor | None = None) -> torch.Tensor:
+    """Latents from ``path`` checked against ``pipe``: ``(B, K, z_dim)`` of the model's ``z_dim``, finite.
+    ``latents`` already read from ``path`` (e.g. to fail before the model loads) are checked, not re-read."""
     from ..parts import NUM_PARTS
 
-    latents = load_latents(path, argument)
+    if latents is None:
+        latents = load_latents(path, argument)
     if latents.ndim != 3 or tuple(latents.shape[1:]) != (NUM_PARTS, pipe.z_dim):
         raise ValueError(
             f"`{argument}` file {str(path)!r} holds latents of shape {tuple(latents.shape)}; this model needs "

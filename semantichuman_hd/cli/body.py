@@ -16,7 +16,7 @@ from ..body.deformer import InverseLBSDeformer
 from ..body.poses import NAMED_POSES
 from ..body.rotations import yaw_global_orient
 from ..parts import BACKGROUND_COLOR
-from ..scene import PosedPartField, body_only_field, centering_transl, render_posed_field
+from ..scene import PosedPartField, body_only_field, pose_centred, render_posed_field
 
 PREVIEW_POSES: tuple[str, ...] = ("t-pose", "a-pose", "walking", "arms-up")
 """Poses shown by ``render-body``, one per column."""
@@ -60,8 +60,7 @@ def render_body_sheet(body_model: BodyModel, resolution: int, poses=PREVIEW_POSE
         for name in poses:
             body_pose = NAMED_POSES[name].unsqueeze(0)
             orient = yaw_global_orient(torch.zeros(1, 3), angle)
-            placed = body_model(body_pose=body_pose, global_orient=orient)
-            posed = deformer.pose(body_pose=body_pose, global_orient=orient, transl=centering_transl(placed.vertices))
+            posed = pose_centred(deformer, body_pose=body_pose, global_orient=orient)
             field = PosedPartField(deformer, posed, body_only_field, num_parts=1)
             start = time.perf_counter()
             with torch.no_grad():

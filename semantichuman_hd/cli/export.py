@@ -81,22 +81,22 @@ def _video_path(out: str) -> Path:
         raise ValueError(str(error)) from error
 
 
-def _person(pipe, args: argparse.Namespace) -> torch.Tensor:
-    """``(1, K, z_dim)``: person ``--index`` of ``--latents``, or one drawn from ``--seed``."""
+def _person(pipe, args: argparse.Namespace, stored: torch.Tensor | None) -> torch.Tensor:
+    """``(1, K, z_dim)``: person ``--index`` of the ``--latents`` read by :func:`_preflight_latents`
+    (``stored``), or one drawn from ``--seed``."""
     if args.latents is None:
         return pipe.sample_latents(1, generator=generator_for(args))
-    latents = load_latents_for(pipe, args.latents)
+    latents = load_latents_for(pipe, args.latents, latents=stored)
     if not 0 <= args.index < latents.shape[0]:
         raise ValueError(f"`--index` must be in [0, {latents.shape[0] - 1}] for {args.latents!r}, got {args.index}.")
     return latents[args.index : args.index + 1]
 
 
-def _preflight_latents(args: argparse.Namespace) -> None:
-    """A missing or unreadable ``--latents`` file fails before the model loads."""
-    if args.latents is not None:
-        load_latents(args.latents)
+def _preflight_latents(args: argparse.Namespace) -> torch.Tensor | None:
+    """Read ``--latents`` (if given) so that a missing or unreadable file fails before the model loads."""
     if args.index < 0:
         raise ValueError(f"`--index` must be a non-negative integer, got {args.index}.")
+    return None if args.latents is None else load_latents(args.latents)
 
 
 def _write_record(pipe, latents: torch.Tensor, out: Path, args: argparse.Namespace, body_pose=None, view_angle: float = 0.0, **metadata) -> Path:
@@ -126,11 +126,11 @@ def _export_mesh(args: argparse.Namespace) -> int:
     check_grid_resolution(args.grid_resolution, "--grid-resolution")
     names = parse_part_names(args.part)
     _check_pose(args.pose)
-    _preflight_latents(args)
+    stored = _preflight_latents(args)
 
     pipe = load_pipeline(args)
     pipe.set_progress_bar_config(disable=True)
-    latents = _person(pipe, args)
+    latents = _person(pipe, args, stored)
     body_pose = None if args.pose is None else NAMED_POSES[args.pose]
     result = pipe.export_mesh(
         latents,
@@ -159,11 +159,11 @@ def _turntable(args: argparse.Namespace) -> int:
     _check_positive(args.fps, "--fps", integer=False)
     _check_positive(args.frames_per_batch, "--frames-per-batch")
     _check_pose(args.pose)
-    _preflight_latents(args)
+    stored = _preflight_latents(args)
 
     pipe = load_pipeline(args)
     pipe.set_progress_bar_config(disable=True)
-    latents = _person(pipe, args)
+    latents = _person(pipe, args, stored)
     frames = pipe.render_turntable(
         latents,
         num_frames=args.frames,
@@ -187,12 +187,12 @@ def _animate(args: argparse.Namespace) -> int:
     if not math.isfinite(args.view_angle):
         raise ValueError(f"`--view-angle` must be a finite number of degrees, got {args.view_angle!r}.")
     motion = load_amass(args.poses).subsample(args.stride, args.max_frames)
-    _preflight_latents(args)
+    stored = _preflight_latents(args)
     fps = args.fps if args.fps is not None else (motion.framerate or DEFAULT_FPS)
 
     pipe = load_pipeline(args)
     pipe.set_progress_bar_config(disable=True)
-    latents = _person(pipe, args)
+    latents = _person(pipe, args, stored)
     frames = pipe.animate(
         motion,
         latents,

@@ -113,11 +113,11 @@ def _generate(args: argparse.Namespace) -> int:
     _check_view_arguments(args)
     if args.num is not None and args.num <= 0:
         raise ValueError(f"`--num` must be a positive integer, got {args.num}.")
-    if args.latents is not None:
-        load_latents(args.latents)  # a missing or unreadable file fails before the model loads
+    # A missing or unreadable latents file fails before the model loads.
+    stored = None if args.latents is None else load_latents(args.latents)
     pipe = load_pipeline(args)
-    if args.latents is not None:
-        latents = load_latents_for(pipe, args.latents, "--latents")
+    if stored is not None:
+        latents = load_latents_for(pipe, args.latents, "--latents", latents=stored)
         if args.num is not None and args.num != latents.shape[0]:
             raise ValueError(
                 f"`--num` is {args.num} but the `--latents` file {args.latents!r} holds {latents.shape[0]} people; leave --num out."
@@ -130,21 +130,23 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _person_latents(pipe, path: str | None, seed: int, argument: str) -> torch.Tensor:
+def _person_latents(pipe, path: str | None, stored: torch.Tensor | None, seed: int, argument: str) -> torch.Tensor:
     if path is not None:
-        return load_latents_for(pipe, path, argument)
+        return load_latents_for(pipe, path, argument, latents=stored)
     return pipe.sample_latents(1, generator=torch.Generator().manual_seed(seed))
 
 
 def _try_on(args: argparse.Namespace) -> int:
     _check_view_arguments(args)
     parts = parse_parts(args.parts)
-    for argument, path in (("--person", args.person), ("--garments", args.garments)):
-        if path is not None:
-            load_latents(path, argument)  # a missing or unreadable file fails before the model loads
+    # Missing or unreadable latents files fail before the model loads.
+    stored_person = None if args.person is None else load_latents(args.person, "--person")
+    stored_garments = None if args.garments is None else load_latents(args.garments, "--garments")
     pipe = load_pipeline(args)
-    person = _person_latents(pipe, args.person, args.seed if args.seed_a is None else args.seed_a, "--person")
-    garments = _person_latents(pipe, args.garments, args.seed + SEED_B_OFFSET if args.seed_b is None else args.seed_b, "--garments")
+    person = _person_latents(pipe, args.person, stored_person, args.seed if args.seed_a is None else args.seed_a, "--person")
+    garments = _person_latents(
+        pipe, args.garments, stored_garments, args.seed + SEED_B_OFFSET if args.seed_b is None else args.seed_b, "--garments"
+    )
     if person.shape[0] != garments.shape[0]:
         if person.shape[0] == 1:
             person = person.expand_as(garments).clone()

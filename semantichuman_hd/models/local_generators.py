@@ -13,7 +13,7 @@ from diffusers.utils import BaseOutput
 from torch import nn
 
 from ..parts import NUM_PARTS
-from .stylegan2 import NOISE_MODES, SynthesisBlock, block_channels, check_choice, check_positive_int
+from .stylegan2 import NOISE_MODES, SynthesisBlock, block_channels, check_choice, check_positive_int, check_positive_number
 from .triplane import NUM_PLANES, PartDecoders, TriplaneDecoding, check_box, check_decoder_hidden
 
 FIRST_BLOCK_RESOLUTION: int = 4
@@ -131,8 +131,7 @@ class LocalGenerators(TriplaneDecoding, ModelMixin, ConfigMixin):
         resolutions = synthesis_resolutions(plane_resolution)
         hidden = check_decoder_hidden(decoder_hidden)
         check_box(box_center, box_warp)
-        if isinstance(beta_init, bool) or not isinstance(beta_init, (int, float)) or not beta_init > 0:
-            raise ValueError(f"`beta_init` must be a positive number, got {beta_init!r}.")
+        check_positive_number(beta_init, "beta_init")
 
         output_channels = NUM_PLANES * plane_channels
         blocks = []

@@ -68,6 +68,12 @@ def check_positive_int(value, argument: str) -> None:
         raise ValueError(f"`{argument}` must be a positive integer, got {value!r}.")
 
 
+def check_positive_number(value, argument: str) -> None:
+    """Raise ``ValueError`` naming ``argument`` unless ``value`` is a positive finite real number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"`{argument}` must be a positive number, got {value!r}.")
+
+
 def bias_activation(x: torch.Tensor, bias: Optional[torch.Tensor], activation: str) -> torch.Tensor:
     """``act(x + bias)``; the leaky ReLU is scaled by :data:`LRELU_GAIN`. ``bias`` broadcasts against ``x``."""
     if bias is not None:
@@ -109,8 +115,7 @@ class FullyConnected(nn.Module):
         check_positive_int(in_features, "in_features")
         check_positive_int(out_features, "out_features")
         check_choice(activation, ACTIVATIONS, "activation")
-        if not lr_multiplier > 0:
-            raise ValueError(f"`lr_multiplier` must be positive, got {lr_multiplier!r}.")
+        check_positive_number(lr_multiplier, "lr_multiplier")
         self.activation = activation
         self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
         self.bias = nn.Parameter(torch.full((out_features,), float(bias_init) / lr_multiplier)) if bias else None
@@ -151,8 +156,7 @@ class GroupedFullyConnected(nn.Module):
         check_positive_int(in_features, "in_features")
         check_positive_int(out_features, "out_features")
         check_choice(activation, ACTIVATIONS, "activation")
-        if not lr_multiplier > 0:
-            raise ValueError(f"`lr_multiplier` must be positive, got {lr_multiplier!r}.")
+        check_positive_number(lr_multiplier, "lr_multiplier")
         self.activation = activation
         self.weight = nn.Parameter(torch.randn(num_groups, out_features, in_features) / lr_multiplier)
         self.bias = (

@@ -26,7 +26,7 @@ from .local_generators import (
     run_blocks,
     synthesis_resolutions,
 )
-from .stylegan2 import NOISE_MODES, UPSAMPLE_FACTOR, SynthesisBlock, block_channels, check_choice, check_positive_int
+from .stylegan2 import NOISE_MODES, UPSAMPLE_FACTOR, SynthesisBlock, block_channels, check_choice, check_positive_int, check_positive_number
 from .triplane import NUM_PLANES, PartDecoders, TriplaneDecoding, check_box, check_decoder_hidden
 
 SR_SCALE: int = 4
@@ -93,8 +93,7 @@ class SuperResolution3D(TriplaneDecoding, ModelMixin, ConfigMixin):
         check_positive_int(lr_feature_channels, "lr_feature_channels")
         hidden = check_decoder_hidden(decoder_hidden)
         check_box(box_center, box_warp)
-        if isinstance(beta_init, bool) or not isinstance(beta_init, (int, float)) or not beta_init > 0:
-            raise ValueError(f"`beta_init` must be a positive number, got {beta_init!r}.")
+        check_positive_number(beta_init, "beta_init")
 
         self.lr_feature_channels = lr_feature_channels
         blocks = []
