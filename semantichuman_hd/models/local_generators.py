@@ -13,8 +13,8 @@ from diffusers.utils import BaseOutput
 from torch import nn
 
 from ..parts import NUM_PARTS
-from .stylegan2 import NOISE_MODES, SynthesisBlock, block_channels, check_choice, check_positive_int, check_positive_number
-from .triplane import NUM_PLANES, PartDecoders, TriplaneDecoding, check_box, check_decoder_hidden
+from .stylegan2 import NOISE_MODES, SynthesisBlock, block_channels, check_choice, check_positive_int
+from .triplane import NUM_PLANES, PartDecoders, TriplaneDecoding, check_triplane_config
 
 FIRST_BLOCK_RESOLUTION: int = 4
 """Side of the learned constant input of every synthesis network."""
@@ -120,18 +120,10 @@ class LocalGenerators(TriplaneDecoding, ModelMixin, ConfigMixin):
         beta_init: float = BETA_INIT,
     ):
         super().__init__()
-        for name, value in (
-            ("w_dim", w_dim),
-            ("num_parts", num_parts),
-            ("plane_channels", plane_channels),
-            ("channel_base", channel_base),
-            ("channel_max", channel_max),
-        ):
-            check_positive_int(value, name)
+        hidden = check_triplane_config(
+            w_dim, num_parts, plane_channels, channel_base, channel_max, decoder_hidden, box_center, box_warp, beta_init
+        )
         resolutions = synthesis_resolutions(plane_resolution)
-        hidden = check_decoder_hidden(decoder_hidden)
-        check_box(box_center, box_warp)
-        check_positive_number(beta_init, "beta_init")
 
         output_channels = NUM_PLANES * plane_channels
         blocks = []

@@ -26,8 +26,8 @@ from .local_generators import (
     run_blocks,
     synthesis_resolutions,
 )
-from .stylegan2 import NOISE_MODES, UPSAMPLE_FACTOR, SynthesisBlock, block_channels, check_choice, check_positive_int, check_positive_number
-from .triplane import NUM_PLANES, PartDecoders, TriplaneDecoding, check_box, check_decoder_hidden
+from .stylegan2 import NOISE_MODES, UPSAMPLE_FACTOR, SynthesisBlock, block_channels, check_choice, check_positive_int
+from .triplane import NUM_PLANES, PartDecoders, TriplaneDecoding, check_triplane_config
 
 SR_SCALE: int = 4
 """Resolution factor of the high-resolution tri-planes over the low-resolution ones (256² → 1024²)."""
@@ -79,21 +79,13 @@ class SuperResolution3D(TriplaneDecoding, ModelMixin, ConfigMixin):
         beta_init: float = BETA_INIT,
     ):
         super().__init__()
-        for name, value in (
-            ("w_dim", w_dim),
-            ("num_parts", num_parts),
-            ("plane_channels", plane_channels),
-            ("channel_base", channel_base),
-            ("channel_max", channel_max),
-        ):
-            check_positive_int(value, name)
+        hidden = check_triplane_config(
+            w_dim, num_parts, plane_channels, channel_base, channel_max, decoder_hidden, box_center, box_warp, beta_init
+        )
         synthesis_resolutions(lr_resolution)  # validates: a power of 2
         if lr_feature_channels is None:
             lr_feature_channels = block_channels(lr_resolution, channel_base, channel_max)
         check_positive_int(lr_feature_channels, "lr_feature_channels")
-        hidden = check_decoder_hidden(decoder_hidden)
-        check_box(box_center, box_warp)
-        check_positive_number(beta_init, "beta_init")
 
         self.lr_feature_channels = lr_feature_channels
         blocks = []

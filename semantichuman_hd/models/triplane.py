@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .stylegan2 import check_positive_int, check_positive_number
+
 NUM_PLANES: int = 3
 """Planes per tri-plane."""
 
@@ -297,6 +299,24 @@ class TriplaneDecoding:
         self.last_num_decoder_queries = queries
         self.total_decoder_queries += queries
         return delta_sdf, rgb_logits
+
+
+def check_triplane_config(
+    w_dim, num_parts, plane_channels, channel_base, channel_max, decoder_hidden, box_center, box_warp, beta_init
+) -> tuple[int, ...]:
+    """Validate the settings the low- and high-resolution tri-plane models share; returns the decoders'
+    hidden widths as a tuple."""
+    for name, value in (
+        ("w_dim", w_dim),
+        ("num_parts", num_parts),
+        ("plane_channels", plane_channels),
+        ("channel_base", channel_base),
+        ("channel_max", channel_max),
+    ):
+        check_positive_int(value, name)
+    check_box(box_center, box_warp)
+    check_positive_number(beta_init, "beta_init")
+    return check_decoder_hidden(decoder_hidden)
 
 
 def check_box(box_center, box_warp) -> tuple[float, float, float]:
