@@ -50,6 +50,7 @@ from ..hub import (
 )
 from ..presets import get_preset
 from ..rendering.cameras import fixed_camera
+from ..rendering.compositor import COMPOSITIONS
 from ..rendering.guided_sampling import (
     SELECTION_MODES,
     aggregate_depths,
@@ -108,6 +109,9 @@ class SemanticHumanPipeline(DiffusionPipeline):
         selection_mode (`str`): stage-2 semantic-guided sampling, ``"threshold"`` (default) or ``"argmax"``.
         depth_aggregation (`bool`): use the 3×3 neighbourhood's depths as stage-2 candidates (the "w/o DA"
             ablation turns it off).
+        composition (`str`): how the parts combine, ``"sum_density"`` (the paper: local densities are
+            summed) or ``"sum_sdf"`` (the CNeRF-style ablation that sums the SDFs first and couples the
+            parts' geometry).
 
     The body model is not a component: the open body (or ``$SEMANTICHUMAN_SMPL_PATH``'s SMPL) is built
     on first use; :meth:`set_body_model` chooses another. A checkpoint must be used with the body model
@@ -129,10 +133,13 @@ class SemanticHumanPipeline(DiffusionPipeline):
         truncation_psi: float = 1.0,
         selection_mode: str = "threshold",
         depth_aggregation: bool = True,
+        composition: str = "sum_density",
     ):
         super().__init__()
         if selection_mode not in SELECTION_MODES:
             raise ValueError(f"`selection_mode` must be one of {list(SELECTION_MODES)}, got {selection_mode!r}.")
+        if composition not in COMPOSITIONS:
+            raise ValueError(f"`composition` must be one of {list(COMPOSITIONS)}, got {composition!r}.")
         for name, value in (("low_resolution", low_resolution), ("high_resolution", high_resolution), ("num_stratified", num_stratified)):
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
@@ -147,6 +154,7 @@ class SemanticHumanPipeline(DiffusionPipeline):
             truncation_psi=truncation_psi,
             selection_mode=selection_mode,
             depth_aggregation=depth_aggregation,
+            composition=composition,
         )
         self._deformer: InverseLBSDeformer | None = None
 
@@ -321,7 +329,9 @@ class SemanticHumanPipeline(DiffusionPipeline):
 
     def _render_sampled(self, field: PosedPartField, size: int, beta: torch.Tensor) -> RenderOutput:
         """``field`` at ``size²`` from the fixed camera with stage 1's stratified + importance samples."""
-        renderer = VolumeRenderer(num_stratified=self.config.num_stratified, num_importance=self.config.num_importance)
+        renderer = VolumeRenderer(
+            num_stratified=self.config.num_stratified, num_importance=self.config.num_importance, composition=self.config.composition
+        )
         cameras = fixed_camera(field.posed.batch_size, device=self.device)
         return render_posed_field(renderer, field, cameras, size, size, beta=beta)
 
@@ -357,7 +367,7 @@ class SemanticHumanPipeline(DiffusionPipeline):
         hr_planes = self.super_resolution.synthesize(lr, ws)
         cameras = fixed_camera(posed.batch_size, device=self.device)
         origins, directions = cameras.generate_rays(high_size, high_size)
-        renderer = VolumeRenderer()
+        renderer = VolumeRenderer(composition=self.config.composition)
         return renderer.render_depths(
             self.high_field(posed, hr_planes), origins, directions, depths, beta=self.super_resolution.beta, ray_part_mask=ray_parts
         )
