@@ -20,7 +20,6 @@ safetensors: nothing is unpickled, and no code named by a repository is imported
 from __future__ import annotations
 
 import hashlib
-import importlib
 import inspect
 import json
 import os
@@ -34,9 +33,6 @@ from huggingface_hub import constants as hub_constants
 from huggingface_hub.utils import HFValidationError, LocalEntryNotFoundError, validate_repo_id
 
 from .parts import PARTS
-
-PACKAGE: str = "semantichuman_hd"
-"""Component classes are only accepted from this package (a repository never chooses code to import)."""
 
 PIPELINE_INDEX: str = "model_index.json"
 """The file that makes a folder a pipeline folder."""
@@ -52,7 +48,13 @@ WEIGHTS_INDEX_NAME: str = "diffusion_pytorch_model.safetensors.index.json"
 
 WEIGHTS_MANIFEST: str = "weights_sha256.json"
 """SHA-256 of each weights file, written by ``save_pretrained`` and checked by ``from_pretrained``
-(safetensors has no checksum: altered tensor bytes would otherwise load silently)."""
+(safetensors has no checksum: altered tensor bytes would otherwise load silently). A folder without it
+is refused unless :data:`TRUST_UNVERIFIED_WEIGHTS` is passed."""
+
+TRUST_UNVERIFIED_WEIGHTS: str = "trust_unverified_weights"
+"""``from_pretrained`` keyword that loads a folder without :data:`WEIGHTS_MANIFEST` (or with weights files
+it does not list), e.g. one written by another tool. Off by default: otherwise deleting the manifest
+would silently switch the integrity check off."""
 
 MODEL_CARD: str = "README.md"
 """The model card, as the Hub names it."""
@@ -214,22 +216,33 @@ def check_pipeline_folder(
     pipeline_class: type,
     variant: str | None = None,
     passed_components: typing.Iterable[str] = (),
+    trust_unverified_weights: bool = False,
 ) -> list[Path]:
-    """Check that ``folder`` holds a loadable ``pipeline_class`` and import its component modules.
+    """Check that ``folder`` holds a loadable ``pipeline_class``, before anything of it is loaded.
 
-    ``model_index.json`` must name ``pipeline_class`` and, for each component, a class of this package
-    derived from the annotated one (e.g. ``["semantichuman_hd.models.mapper", "SemanticMapper"]``); the
-    module is imported here, as diffusers ≥ 0.42.1 only resolves modules already imported. Each component
-    not in ``passed_components`` needs its ``config.json`` and its safetensors weights for ``variant``
-    (one file, or a sharded index and its shards), each with a valid safetensors header and, when
-    ``weights_sha256.json`` records it, the recorded SHA-256.
+    ``model_index.json`` must name ``pipeline_class`` and, for each component, exactly the class the
+    pipeline annotates for it (e.g. ``["semantichuman_hd.models.mapper", "SemanticMapper"]``); nothing
+    is imported on the folder's word. Each component not in ``passed_components`` needs its
+    ``config.json`` and its safetensors weights for ``variant`` (one file, or a sharded index and its
+    shards), each with a valid safetensors header, listed in ``weights_sha256.json`` with the SHA-256
+    it has, and holding exactly the tensors the component built from its config has (no missing, no
+    unexpected keys).
+
+    Parameters:
+        folder: the local pipeline folder.
+        pipeline_class: the pipeline class being loaded (its ``__init__`` annotations name the components).
+        variant: weights variant (``None`` for ``diffusion_pytorch_model.safetensors``, ``"fp16"`` ...).
+        passed_components: components given to ``from_pretrained`` instead of being loaded.
+        trust_unverified_weights: load weights that ``weights_sha256.json`` does not vouch for (no
+            manifest, or a file it does not list), e.g. a folder written by another tool. Files that
+            the manifest lists are checked all the same.
 
     Returns:
         The weights files that will be loaded.
 
     Raises:
-        ValueError: bad ``model_index.json``, unknown component class, bad ``config.json``, a corrupted
-            weights file.
+        ValueError: bad ``model_index.json``, a component class other than the expected one, bad
+            ``config.json``, a corrupted or unverified weights file, missing or unexpected tensors.
         FileNotFoundError: a component folder, its ``config.json`` or a weights file is missing.
     """
     folder = Path(folder)
@@ -244,23 +257,52 @@ def check_pipeline_folder(
     unknown = sorted(key for key, value in index.items() if isinstance(value, list) and key not in expected)
     if unknown:
         raise ValueError(f"{index_path} names unknown components {unknown}; allowed components: {sorted(expected)}.")
-    passed = set(passed_components)
-    manifest = _read_manifest(folder)
-    weights: list[Path] = []
     for name, expected_class in expected.items():
         _check_component_class(index_path, name, index.get(name), expected_class)
+    passed = set(passed_components)
+    manifest = _read_manifest(folder, trust_unverified_weights)
+    weights: list[Path] = []
+    for name, expected_class in expected.items():
         if name in passed:
             continue
         component = folder / name
         config = component / COMPONENT_CONFIG
         if not config.is_file():
             raise FileNotFoundError(f"{config} is missing: component `{name}` needs the {COMPONENT_CONFIG} written by save_pretrained.")
-        _read_json(config)
-        for path in _component_weights(component, name, variant):
-            _check_safetensors(path)
-            _check_checksum(folder, path, manifest)
-            weights.append(path)
+        config_values = _read_json(config)
+        files = _component_weights(component, name, variant)
+        keys: set[str] = set()
+        for path in files:
+            keys |= _check_safetensors(path)
+            _check_checksum(folder, path, manifest, trust_unverified_weights)
+        _check_state_dict_keys(config, name, expected_class, config_values, keys)
+        weights.extend(files)
     return weights
+
+
+def prepare_pretrained_folder(pipeline_class: type, pretrained_model_name_or_path: str | os.PathLike, kwargs: dict[str, Any]) -> Path:
+    """What ``from_pretrained`` does before diffusers loads: resolve the folder, refuse unsafe options
+    and check the folder (:func:`check_pipeline_folder`).
+
+    Pops from ``kwargs`` the Hub options (``revision``, ``cache_dir``, ``token``, ``local_files_only``,
+    ``force_download``) and :data:`TRUST_UNVERIFIED_WEIGHTS`, and sets ``use_safetensors=True``: what
+    remains is for ``DiffusionPipeline.from_pretrained``. Returns the local folder.
+    """
+    path = resolve_pipeline_folder(
+        pretrained_model_name_or_path,
+        revision=kwargs.pop("revision", None),
+        cache_dir=kwargs.pop("cache_dir", None),
+        token=kwargs.pop("token", None),
+        local_files_only=kwargs.pop("local_files_only", False),
+        force_download=kwargs.pop("force_download", False),
+    )
+    trust = kwargs.pop(TRUST_UNVERIFIED_WEIGHTS, False)
+    if not isinstance(trust, bool):
+        raise ValueError(f"`{TRUST_UNVERIFIED_WEIGHTS}` must be True or False, got {trust!r}.")
+    check_loading_options(kwargs)
+    check_pipeline_folder(path, pipeline_class, variant=kwargs.get("variant"), passed_components=kwargs, trust_unverified_weights=trust)
+    kwargs["use_safetensors"] = True
+    return path
 
 
 def _read_json(path: Path) -> dict:
@@ -274,21 +316,17 @@ def _read_json(path: Path) -> dict:
 
 
 def _check_component_class(index_path: Path, name: str, entry: Any, expected_class: type) -> None:
-    """``entry`` (``[module, class]``) must name ``expected_class`` or a subclass, from this package."""
-    allowed = f'["{expected_class.__module__}", "{expected_class.__name__}"] (or another {PACKAGE} class derived from it)'
-    if not (isinstance(entry, list) and len(entry) == 2 and all(isinstance(part, str) for part in entry)):
-        raise ValueError(f"{index_path}: component `{name}` must be [module, class]; allowed: {allowed}, got {entry!r}.")
-    module_name, class_name = entry
-    found = None
-    if module_name == PACKAGE or module_name.startswith(PACKAGE + "."):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError:
-            module = None
-        found = getattr(module, class_name, None)
-    if not (isinstance(found, type) and issubclass(found, expected_class)):
+    """``entry`` must be exactly ``[expected_class.__module__, expected_class.__name__]``.
+
+    Nothing is imported here: the expected class is already imported by the pipeline module, and any
+    other module name (another module of this package, ``semantichuman_hd.__main__``, a plug-in) is
+    refused without being looked up, so that a folder never chooses code to run.
+    """
+    allowed = [expected_class.__module__, expected_class.__name__]
+    if entry != allowed:
         raise ValueError(
-            f"{index_path}: component `{name}` is {entry!r}, which is not a known component class; allowed: {allowed}."
+            f"{index_path}: component `{name}` is {entry!r}, which is not the class this pipeline loads for it; "
+            f"allowed: {json.dumps(allowed)} exactly (a folder never chooses which code is imported)."
         )
 
 
@@ -322,13 +360,14 @@ def _component_weights(component: Path, name: str, variant: str | None) -> list[
     )
 
 
-def _check_safetensors(path: Path) -> None:
-    """A readable safetensors header whose tensors fit in the file (catches truncation and garbled headers)."""
+def _check_safetensors(path: Path) -> set[str]:
+    """A readable safetensors header whose tensors fit in the file (catches truncation and garbled headers).
+    Returns the tensor names."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as handle:
-            handle.keys()
+            return set(handle.keys())
     except Exception as error:  # safetensors raises its own SafetensorError and OSError subclasses
         raise ValueError(
             f"{path} is not a valid safetensors file ({error}); it is truncated or corrupted: save the pipeline again "
@@ -345,26 +384,74 @@ def file_sha256(path: str | os.PathLike, chunk_bytes: int = 1 << 24) -> str:
     return digest.hexdigest()
 
 
-def _read_manifest(folder: Path) -> dict[str, str]:
+def _read_manifest(folder: Path, trust_unverified_weights: bool = False) -> dict[str, str]:
     path = folder / WEIGHTS_MANIFEST
     if not path.is_file():
-        return {}
+        if trust_unverified_weights:
+            return {}
+        raise FileNotFoundError(
+            f"{path} is missing: it records the SHA-256 of every weights file, and without it altered or replaced "
+            f"weights would load unnoticed, so the folder is refused. Save the pipeline again with save_pretrained "
+            f"(which writes it), or, for a folder written by another tool whose weights you trust, pass "
+            f"`{TRUST_UNVERIFIED_WEIGHTS}=True` to from_pretrained."
+        )
     checksums = _read_json(path).get("sha256")
     if not isinstance(checksums, dict) or not all(isinstance(value, str) for value in checksums.values()):
         raise ValueError(f"{path} must hold {{'sha256': {{relative path: hex digest}}}}; re-save the pipeline with save_pretrained.")
     return checksums
 
 
-def _check_checksum(folder: Path, path: Path, manifest: Mapping[str, str]) -> None:
-    expected = manifest.get(path.relative_to(folder).as_posix())
+def _check_checksum(folder: Path, path: Path, manifest: Mapping[str, str], trust_unverified_weights: bool = False) -> None:
+    relative = path.relative_to(folder).as_posix()
+    expected = manifest.get(relative)
     if expected is None:
-        return
+        if trust_unverified_weights:
+            return
+        raise ValueError(
+            f"{path} is not listed in {WEIGHTS_MANIFEST} (which lists {sorted(manifest)}), so its integrity cannot be "
+            f"checked and it is refused. Save the whole pipeline with save_pretrained so that {WEIGHTS_MANIFEST} is "
+            f"rewritten, or pass `{TRUST_UNVERIFIED_WEIGHTS}=True` to from_pretrained if you trust the file."
+        )
     actual = file_sha256(path)
     if actual != expected:
         raise ValueError(
             f"{path} is corrupted: its SHA-256 is {actual}, but {WEIGHTS_MANIFEST} recorded {expected} when the pipeline "
             f"was saved. Download or save it again (if the file was replaced on purpose, save the whole pipeline with "
             f"save_pretrained so that {WEIGHTS_MANIFEST} is rewritten)."
+        )
+
+
+MAX_KEYS_SHOWN: int = 8
+"""Missing or unexpected tensor names listed in an error (then a count of the rest)."""
+
+
+def _some(keys: typing.Iterable[str]) -> str:
+    keys = sorted(keys)
+    shown = ", ".join(keys[:MAX_KEYS_SHOWN])
+    return shown + (f" and {len(keys) - MAX_KEYS_SHOWN} more" if len(keys) > MAX_KEYS_SHOWN else "")
+
+
+def _check_state_dict_keys(config: Path, name: str, expected_class: type, config_values: dict, keys: set[str]) -> None:
+    """The weights of component ``name`` hold exactly the tensors of ``expected_class`` built from its config
+    (built on the meta device: no memory, no computation)."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            model = expected_class.from_config(config_values)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{config} does not describe a valid {expected_class.__name__} for component `{name}`: {error}") from error
+    wanted = set(model.state_dict().keys())
+    missing, unexpected = wanted - keys, keys - wanted
+    if missing or unexpected:
+        problems = []
+        if missing:
+            problems.append(f"missing {len(missing)} tensor(s): {_some(missing)}")
+        if unexpected:
+            problems.append(f"unexpected {len(unexpected)} tensor(s): {_some(unexpected)}")
+        raise ValueError(
+            f"the weights of component `{name}` ({config.parent}) do not match its {COMPONENT_CONFIG}: {'; '.join(problems)}. "
+            f"Were they saved from another model or truncated? Save the pipeline again with save_pretrained."
         )
 
 
@@ -441,6 +528,18 @@ def finish_pipeline_folder(folder: str | os.PathLike, pipeline, variant: str | N
     write_weights_manifest(folder)
     if not (folder / MODEL_CARD).exists():
         model_card(pipeline, repo_id or folder.resolve().name, variant=variant).save(folder / MODEL_CARD)
+    give_usual_permissions(folder)
+
+
+def give_usual_permissions(folder: str | os.PathLike) -> None:
+    """Give the weights files of a saved folder the mode its other files get (``0o666`` less the umask,
+    as ``open()`` creates files): diffusers writes them through private temporary files (mode ``0600``)."""
+    from .io import default_file_mode
+
+    mode = default_file_mode()
+    for path in Path(folder).glob("*/*.safetensors"):
+        if path.is_file() and not path.is_symlink():
+            path.chmod(mode)
 
 
 def upload_pipeline_folder(

@@ -22,7 +22,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, _DEFAULT_FILE_MODE & ~_current_umask())  # mkstemp makes 0600 files
+        os.chmod(tmp_path, default_file_mode())  # mkstemp makes 0600 files
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -37,3 +37,8 @@ def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def default_file_mode() -> int:
+    """The mode ``open()`` gives a new file here: ``0o666`` less the process's umask."""
+    return _DEFAULT_FILE_MODE & ~_current_umask()
