@@ -35,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"semantichuman-hd {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # the file system failed mid-run (disk full, a folder removed, ...)
+        print(f"semantichuman-hd {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"semantichuman-hd {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover
