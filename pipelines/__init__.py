@@ -1,5 +1,6 @@
 """Pipelines, installed as :mod:`semantichuman_hd.pipelines` (see the README's layout section)."""
 
-from .pipeline_semantic_human import SemanticHumanPipeline, SemanticHumanPipelineOutput
+from semantichuman_hd.pipelines.pipeline_output import SemanticHumanPipelineOutput
+from semantichuman_hd.pipelines.pipeline_semantic_human import SemanticHumanPipeline
 
 __all__ = ["SemanticHumanPipeline", "SemanticHumanPipelineOutput"]

@@ -6,26 +6,23 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-import numpy as np
 import PIL.Image
 import torch
 from diffusers import DiffusionPipeline
-from diffusers.utils import BaseOutput
 
-from ..body.amass import Motion, as_motion
-from ..body.body_model import BodyModel
-from ..body.deformer import InverseLBSDeformer, PosedBody
-from ..body.poses import NAMED_POSES
-from ..body.rotations import yaw_global_orient
-from ..body.smpl_format import BODY_POSE_DIM, GLOBAL_ORIENT_DIM, NUM_BETAS
-from ..models.local_generators import LocalGenerators
-from ..models.mapper import SemanticMapper
-from ..models.super_resolution import SuperResolution3D
-from ..parts import BACKGROUND_COLOR, NUM_PARTS, PART_COLORS, PARTS, part_indices
-from ..export import (
+from semantichuman_hd.body.amass import Motion, as_motion
+from semantichuman_hd.body.body_model import BodyModel
+from semantichuman_hd.body.deformer import InverseLBSDeformer, PosedBody
+from semantichuman_hd.body.poses import NAMED_POSES
+from semantichuman_hd.body.rotations import yaw_global_orient
+from semantichuman_hd.body.smpl_format import BODY_POSE_DIM, GLOBAL_ORIENT_DIM, NUM_BETAS
+from semantichuman_hd.models.local_generators import LocalGenerators
+from semantichuman_hd.models.mapper import SemanticMapper
+from semantichuman_hd.models.super_resolution import SuperResolution3D
+from semantichuman_hd.parts import BACKGROUND_COLOR, NUM_PARTS, PART_COLORS, PARTS, part_indices
+from semantichuman_hd.export import (
     DEFAULT_FRAMES_PER_BATCH,
     DEFAULT_GRID_RESOLUTION,
     DEFAULT_TURNTABLE_FRAMES,
@@ -39,26 +36,19 @@ from ..export import (
     pose_mesh,
     save_mesh,
 )
-from ..hub import (
-    check_loading_options,
-    check_pipeline_folder,
-    check_safe_serialization,
-    finish_pipeline_folder,
-    push_pipeline_to_hub,
-    resolve_pipeline_folder,
-    upload_saved_pipeline,
-)
-from ..presets import get_preset
-from ..rendering.cameras import fixed_camera
-from ..rendering.compositor import COMPOSITIONS
-from ..rendering.guided_sampling import (
+from semantichuman_hd.hub_mixin import SemanticHubMixin
+from semantichuman_hd.pipelines.pipeline_output import SemanticHumanPipelineOutput
+from semantichuman_hd.presets import get_preset
+from semantichuman_hd.rendering.cameras import fixed_camera
+from semantichuman_hd.rendering.compositor import COMPOSITIONS
+from semantichuman_hd.rendering.guided_sampling import (
     SELECTION_MODES,
     aggregate_depths,
     select_parts,
     upsample_depth_candidates,
 )
-from ..rendering.volume_renderer import RenderOutput, VolumeRenderer
-from ..scene import PosedPartField, pose_centred, render_posed_field
+from semantichuman_hd.rendering.volume_renderer import RenderOutput, VolumeRenderer
+from semantichuman_hd.scene import PosedPartField, pose_centred, render_posed_field
 
 RESOLUTIONS: tuple[str, ...] = ("low", "high")
 """``resolution`` values of :meth:`SemanticHumanPipeline.__call__`."""
@@ -70,31 +60,7 @@ DEFAULT_BODY_POSE: str = "a-pose"
 """Pose of generated people when no ``body_pose`` is given (DeepFashion's people mostly stand so)."""
 
 
-@dataclass
-class SemanticHumanPipelineOutput(BaseOutput):
-    """Output of :class:`SemanticHumanPipeline`.
-
-    Attributes:
-        images: RGB renders: a list of PIL images, ``(B, H, W, 3)`` floats in [0, 1] (``"np"``), or
-            ``(B, 3, H, W)`` (``"pt"``).
-        semantic_masks: ``(B, K, H, W)`` rendered weight of each part (they sum to the alpha).
-        semantic_images: colour-coded part pictures (same container as ``images``).
-        depth: ``(B, H, W)`` expected ray depth (0 on the background).
-        normals: normal pictures ``(n + 1) / 2``, white background (same container as ``images``).
-        alpha: ``(B, H, W)`` coverage.
-        latents: ``(B, K, z_dim)`` latents used, to reproduce or edit the result.
-    """
-
-    images: list | np.ndarray | torch.Tensor
-    semantic_masks: np.ndarray | torch.Tensor
-    semantic_images: list | np.ndarray | torch.Tensor
-    depth: np.ndarray | torch.Tensor
-    normals: list | np.ndarray | torch.Tensor
-    alpha: np.ndarray | torch.Tensor
-    latents: torch.Tensor
-
-
-class SemanticHumanPipeline(DiffusionPipeline):
+class SemanticHumanPipeline(SemanticHubMixin, DiffusionPipeline):
     r"""Generate semantically disentangled 3D humans.
 
     Parameters:
@@ -179,87 +145,6 @@ class SemanticHumanPipeline(DiffusionPipeline):
         )
         settings.update(overrides)
         return cls(mapper=mapper, local_generators=local_generators, super_resolution=super_resolution, **settings)
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "SemanticHumanPipeline":
-        """Load from a local folder written by :meth:`save_pretrained`, or from a Hub repo id ``owner/name``.
-
-        A repo id is fetched with ``huggingface_hub.snapshot_download`` (honouring ``HF_HOME``,
-        ``HF_HUB_OFFLINE``, ``cache_dir``, ``revision``, ``token``, ``local_files_only``,
-        ``force_download``) and loaded from the local snapshot, because diffusers refuses third-party
-        component classes for Hub repo ids. Only safetensors weights, JSON configs and the model card are
-        fetched. Other keyword arguments (``variant``, ``dtype``/``torch_dtype``, a component to use
-        instead of the saved one, ...) go to ``DiffusionPipeline.from_pretrained``.
-
-        Before loading, the folder is checked (:func:`semantichuman_hd.hub.check_pipeline_folder`): every
-        component class must come from this package, every weights file must be a valid safetensors file
-        with the SHA-256 recorded at saving. Pickled weights are never loaded (``use_safetensors=False``
-        is refused).
-        """
-        path = resolve_pipeline_folder(
-            pretrained_model_name_or_path,
-            revision=kwargs.pop("revision", None),
-            cache_dir=kwargs.pop("cache_dir", None),
-            token=kwargs.pop("token", None),
-            local_files_only=kwargs.pop("local_files_only", False),
-            force_download=kwargs.pop("force_download", False),
-        )
-        check_loading_options(kwargs)
-        check_pipeline_folder(path, cls, variant=kwargs.get("variant"), passed_components=kwargs)
-        kwargs["use_safetensors"] = True
-        pipeline = super().from_pretrained(str(path), **kwargs)
-        pipeline.register_to_config(_name_or_path=os.fspath(pretrained_model_name_or_path))
-        return pipeline
-
-    def save_pretrained(
-        self,
-        save_directory: str | os.PathLike,
-        safe_serialization: bool = True,
-        variant: str | None = None,
-        max_shard_size: int | str | None = None,
-        push_to_hub: bool = False,
-        **kwargs,
-    ) -> None:
-        """Save the pipeline as ``DiffusionPipeline.save_pretrained`` does (``model_index.json`` and one folder
-        per component with ``config.json`` and safetensors weights, ``.<variant>.safetensors`` for a
-        ``variant``), plus ``weights_sha256.json`` and, when the folder has none, a model card ``README.md``.
-
-        ``safe_serialization`` must be True: no pickles are written. With ``push_to_hub=True`` the folder
-        is then uploaded to ``kwargs["repo_id"]`` (default: the folder's name), with ``commit_message``,
-        ``private``, ``create_pr`` and ``token`` from ``kwargs``.
-        """
-        check_safe_serialization(safe_serialization)
-        if kwargs.pop("use_flashpack", False):
-            raise ValueError("`use_flashpack` is not supported by SemanticHumanPipeline.save_pretrained: weights are written as safetensors only.")
-        super().save_pretrained(save_directory, safe_serialization=True, variant=variant, max_shard_size=max_shard_size)
-        if push_to_hub:
-            upload_saved_pipeline(self, save_directory, variant=variant, **kwargs)
-        else:
-            finish_pipeline_folder(save_directory, self, variant=variant)
-
-    def push_to_hub(
-        self,
-        repo_id: str,
-        commit_message: str | None = None,
-        private: bool | None = None,
-        token: str | None = None,
-        create_pr: bool = False,
-        safe_serialization: bool = True,
-        variant: str | None = None,
-        subfolder: str | None = None,
-    ):
-        """Upload the pipeline to the Hub repo ``repo_id`` (created if needed) in one commit:
-        ``model_index.json``, ``weights_sha256.json``, each component's ``config.json`` and safetensors
-        weights, and a model card ``README.md`` whose usage loads ``repo_id`` (a card already in the repo
-        is left as it is; none is written under a ``subfolder``).
-
-        Same arguments as diffusers' ``PushToHubMixin.push_to_hub``, whose generic card would advertise
-        ``DiffusionPipeline.from_pretrained`` (which cannot load this pipeline). Returns the ``CommitInfo``.
-        """
-        check_safe_serialization(safe_serialization)
-        return push_pipeline_to_hub(
-            self, repo_id, commit_message=commit_message, private=private, token=token, create_pr=create_pr, variant=variant, subfolder=subfolder
-        )
 
     # -- body --------------------------------------------------------------------------------------
 

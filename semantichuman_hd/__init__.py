@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 _LAZY_EXPORTS: dict[str, str] = {
     "SemanticHumanPipeline": ".pipelines.pipeline_semantic_human",
-    "SemanticHumanPipelineOutput": ".pipelines.pipeline_semantic_human",
+    "SemanticHumanPipelineOutput": ".pipelines.pipeline_output",
     "SemanticMapper": ".models.mapper",
     "LocalGenerators": ".models.local_generators",
     "SuperResolution3D": ".models.super_resolution",
@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from .models.local_generators import LocalGenerators
     from .models.mapper import SemanticMapper
     from .models.super_resolution import SuperResolution3D
-    from .pipelines.pipeline_semantic_human import SemanticHumanPipeline, SemanticHumanPipelineOutput
+    from .pipelines.pipeline_output import SemanticHumanPipelineOutput
+    from .pipelines.pipeline_semantic_human import SemanticHumanPipeline
 
 
 def __getattr__(name: str) -> Any:

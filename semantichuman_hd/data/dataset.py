@@ -283,9 +283,7 @@ class SemanticHumanDataset(torch.utils.data.Dataset):
             self.read_pictures(index)
 
     def stats(self) -> dict:
-        """Per-part presence and coverage (:func:`semantichuman_hd.data.preview.dataset_stats`)."""
-        from .preview import dataset_stats
-
+        """Per-part presence and coverage (:func:`dataset_stats`)."""
         return dataset_stats(self.root)
 
     def __repr__(self) -> str:
@@ -293,3 +291,35 @@ class SemanticHumanDataset(torch.utils.data.Dataset):
             f"{type(self).__name__}(root={str(self.root)!r}, samples={self.num_samples}, resolution={self.resolution}, "
             f"mirror={self.mirror}, with_normals={self.with_normals})"
         )
+
+
+def dataset_stats(root: str | os.PathLike) -> dict:
+    """Per-part label statistics of a dataset folder, from its stored label maps.
+
+    Returns:
+        ``{"num_images": N, "parts": {part: {"presence_rate", "mean_coverage",
+        "mean_coverage_when_present"}}, "background_coverage": …}`` where presence rate is the fraction
+        of images in which the part has at least one pixel, mean coverage the part's fraction of the
+        image pixels averaged over all images, and mean coverage when present the same average over
+        the images that show the part (None if none does). Fractions are of the stored picture (before
+        any padding to square).
+    """
+    index = read_index(root)
+    counts = np.zeros((len(index.names), NUM_PARTS + 1), dtype=np.float64)
+    for row, name in enumerate(index.names):
+        path = Path(root) / SEGM_DIR / name
+        segm = read_label_map(path)
+        top = int(segm.max(initial=0))
+        if top > MAX_LABEL:
+            raise DatasetFormatError(f"{path} holds label value {top}; allowed are 0 (background) to {MAX_LABEL}.")
+        counts[row] = np.bincount(segm.reshape(-1), minlength=NUM_PARTS + 1) / segm.size
+    present = counts[:, 1:] > 0
+    parts = {}
+    for k, part in enumerate(PARTS):
+        shown = present[:, k]
+        parts[part] = {
+            "presence_rate": float(shown.mean()),
+            "mean_coverage": float(counts[:, k + 1].mean()),
+            "mean_coverage_when_present": float(counts[shown, k + 1].mean()) if shown.any() else None,
+        }
+    return {"num_images": len(index.names), "parts": parts, "background_coverage": float(counts[:, 0].mean())}

@@ -1,4 +1,5 @@
-"""Look at a dataset folder: a contact sheet of random samples and per-part label statistics."""
+"""Look at a dataset folder: a contact sheet of random samples, and per-part label statistics
+(:func:`~semantichuman_hd.data.dataset.dataset_stats`, re-exported here)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import torch
 from PIL import Image
 
 from ..io import atomic_path
-from ..parts import NUM_PARTS, PARTS
-from .dataset import SemanticHumanDataset, read_label_map
-from .format import MAX_LABEL, SEGM_DIR, DatasetFormatError, read_index
+from .dataset import SemanticHumanDataset, dataset_stats
 from .labels import colorize_labels
+
+__all__ = ["ABSENT_TILE_VALUE", "PREVIEW_TILE", "SHEET_COLUMNS", "dataset_stats", "preview_dataset"]
 
 PREVIEW_TILE: int = 256
 """Side in pixels of each tile of the contact sheet."""
@@ -66,35 +67,3 @@ def preview_dataset(root: str | os.PathLike, out_path: str | os.PathLike, num: i
     with atomic_path(out_path) as tmp:
         Image.fromarray(sheet).save(tmp, format="PNG")
     return out_path
-
-
-def dataset_stats(root: str | os.PathLike) -> dict:
-    """Per-part label statistics of a dataset folder, from its stored label maps.
-
-    Returns:
-        ``{"num_images": N, "parts": {part: {"presence_rate", "mean_coverage",
-        "mean_coverage_when_present"}}, "background_coverage": …}`` where presence rate is the fraction
-        of images in which the part has at least one pixel, mean coverage the part's fraction of the
-        image pixels averaged over all images, and mean coverage when present the same average over
-        the images that show the part (None if none does). Fractions are of the stored picture (before
-        any padding to square).
-    """
-    index = read_index(root)
-    counts = np.zeros((len(index.names), NUM_PARTS + 1), dtype=np.float64)
-    for row, name in enumerate(index.names):
-        path = Path(root) / SEGM_DIR / name
-        segm = read_label_map(path)
-        top = int(segm.max(initial=0))
-        if top > MAX_LABEL:
-            raise DatasetFormatError(f"{path} holds label value {top}; allowed are 0 (background) to {MAX_LABEL}.")
-        counts[row] = np.bincount(segm.reshape(-1), minlength=NUM_PARTS + 1) / segm.size
-    present = counts[:, 1:] > 0
-    parts = {}
-    for k, part in enumerate(PARTS):
-        shown = present[:, k]
-        parts[part] = {
-            "presence_rate": float(shown.mean()),
-            "mean_coverage": float(counts[:, k + 1].mean()),
-            "mean_coverage_when_present": float(counts[shown, k + 1].mean()) if shown.any() else None,
-        }
-    return {"num_images": len(index.names), "parts": parts, "background_coverage": float(counts[:, 0].mean())}
