@@ -18,7 +18,8 @@ from semantichuman_hd.body.deformer import InverseLBSDeformer, PosedBody
 from semantichuman_hd.body.poses import NAMED_POSES
 from semantichuman_hd.body.rotations import yaw_global_orient
 from semantichuman_hd.body.smpl_format import BODY_POSE_DIM, GLOBAL_ORIENT_DIM, NUM_BETAS
-from semantichuman_hd.models.local_generators import LocalGenerators
+from semantichuman_hd.generator import RenderSettings, SemanticHumanGenerator, generator_output
+from semantichuman_hd.models.local_generators import LocalGenerators, TriplaneOutput
 from semantichuman_hd.models.mapper import SemanticMapper
 from semantichuman_hd.models.super_resolution import SuperResolution3D
 from semantichuman_hd.parts import BACKGROUND_COLOR, NUM_PARTS, PART_COLORS, PARTS, part_indices
@@ -41,14 +42,9 @@ from semantichuman_hd.pipelines.pipeline_output import SemanticHumanPipelineOutp
 from semantichuman_hd.presets import get_preset
 from semantichuman_hd.rendering.cameras import fixed_camera
 from semantichuman_hd.rendering.compositor import COMPOSITIONS
-from semantichuman_hd.rendering.guided_sampling import (
-    SELECTION_MODES,
-    aggregate_depths,
-    select_parts,
-    upsample_depth_candidates,
-)
-from semantichuman_hd.rendering.volume_renderer import RenderOutput, VolumeRenderer
-from semantichuman_hd.scene import PosedPartField, pose_centred, render_posed_field
+from semantichuman_hd.rendering.guided_sampling import SELECTION_MODES
+from semantichuman_hd.rendering.volume_renderer import RenderOutput
+from semantichuman_hd.scene import PosedPartField, pose_centred
 
 RESOLUTIONS: tuple[str, ...] = ("low", "high")
 """``resolution`` values of :meth:`SemanticHumanPipeline.__call__`."""
@@ -202,60 +198,65 @@ class SemanticHumanPipeline(SemanticHubMixin, DiffusionPipeline):
             global_orient = yaw_global_orient(global_orient, angle.to(device))
         return pose_centred(self.deformer, betas=betas, body_pose=body_pose, global_orient=global_orient)
 
+    @property
+    def generator_model(self) -> SemanticHumanGenerator:
+        """The differentiable two-stage generator over this pipeline's components and body (built once
+        per body model; its render settings follow the pipeline's config)."""
+        config = self.config
+        settings = RenderSettings(
+            low_resolution=config.low_resolution,
+            high_resolution=config.high_resolution,
+            num_stratified=config.num_stratified,
+            num_importance=config.num_importance,
+            selection_mode=config.selection_mode,
+            depth_aggregation=config.depth_aggregation,
+            composition=config.composition,
+        )
+        deformer = self.deformer
+        cached = self.__dict__.get("_generator")
+        if cached is None or cached.deformer is not deformer:
+            cached = SemanticHumanGenerator(self.mapper, self.local_generators, self.super_resolution, deformer, settings)
+            self.__dict__["_generator"] = cached
+        cached.settings = settings
+        return cached
+
     def low_field(self, posed: PosedBody, planes: torch.Tensor) -> PosedPartField:
         """The stage-1 posed field of the K parts from LR tri-planes ``planes`` (``lr.planes``)."""
-        decode = self.local_generators.decode
-        return PosedPartField(self.deformer, posed, lambda points, mask: decode(planes, points, mask), NUM_PARTS)
+        return self.generator_model.field(posed, planes, stage=1)
 
     def high_field(self, posed: PosedBody, planes: torch.Tensor) -> PosedPartField:
         """The stage-2 posed field of the K parts from HR tri-planes (``super_resolution.synthesize``)."""
-        decode = self.super_resolution.decode
-        return PosedPartField(self.deformer, posed, lambda points, mask: decode(planes, points, mask), NUM_PARTS)
+        return self.generator_model.field(posed, planes, stage=2)
 
-    def _render_sampled(self, field: PosedPartField, size: int, beta: torch.Tensor) -> RenderOutput:
-        """``field`` at ``size²`` from the fixed camera with stage 1's stratified + importance samples."""
-        renderer = VolumeRenderer(
-            num_stratified=self.config.num_stratified, num_importance=self.config.num_importance, composition=self.config.composition
-        )
-        cameras = fixed_camera(field.posed.batch_size, device=self.device)
-        return render_posed_field(renderer, field, cameras, size, size, beta=beta)
-
-    def render_low(self, ws: torch.Tensor, posed: PosedBody) -> tuple[RenderOutput, object]:
-        """Stage 1: tri-planes of codes ``ws (B, K, num_ws, w_dim)`` rendered at ``low_resolution``.
-        Returns the render and the LR tri-planes (``TriplaneOutput``) stage 2 continues."""
+    def render_low(self, ws: torch.Tensor, posed: PosedBody) -> tuple[RenderOutput, TriplaneOutput]:
+        """Stage 1: tri-planes of codes ``ws (B, K, num_ws, w_dim)`` rendered at ``low_resolution`` from
+        the fixed camera. Returns the render and the LR tri-planes stage 2 continues."""
+        generator = self.generator_model
         lr = self.local_generators.synthesize(ws)
-        output = self._render_sampled(self.low_field(posed, lr.planes), self.config.low_resolution, self.local_generators.beta)
-        return output, lr
+        output = generator.render_stage1(lr, posed, fixed_camera(posed.batch_size, device=self.device))
+        return output.render, lr
 
-    def render_high(self, ws: torch.Tensor, posed: PosedBody, lr, low: RenderOutput | None, guided: bool = True) -> RenderOutput:
+    def render_high(
+        self, ws: torch.Tensor, posed: PosedBody, lr: TriplaneOutput, low: RenderOutput | None, guided: bool = True
+    ) -> RenderOutput:
         """Stage 2: HR tri-planes rendered at ``high_resolution`` with 11 depth- and semantics-guided
-        samples per pixel (DESIGN.md §4); pixels the stage-1 semantics give no part are background and
-        cost neither deformation nor decoder queries.
+        samples per pixel (docs/method.md §5); pixels the stage-1 semantics give no part are background
+        and cost neither deformation nor decoder queries.
 
         With ``guided=False`` the HR tri-planes are rendered by brute force instead, as stage 1 renders:
         ``num_stratified + num_importance`` samples per ray, every part decoded (432 decoder queries per
         ray in the paper's size), and ``low`` is not used. That is the reference the guided sampling is
         measured against (``benchmarks/bench_sr.py``)."""
-        low_size, high_size = self.config.low_resolution, self.config.high_resolution
+        generator = self.generator_model
+        cameras = fixed_camera(posed.batch_size, device=self.device)
         if not guided:
             hr_planes = self.super_resolution.synthesize(lr, ws)
-            return self._render_sampled(self.high_field(posed, hr_planes), high_size, self.super_resolution.beta)
+            high = self.config.high_resolution
+            return generator.render_stage1(lr, posed, cameras, size=high, stage=2, planes=hr_planes).render
         if not isinstance(low, RenderOutput):
             raise ValueError(f"`low` must be the stage-1 RenderOutput when `guided` is True, got {type(low).__name__}.")
-        scale = high_size // low_size
-        images = low.to_images(low_size, low_size)
-        candidates = aggregate_depths(images.depth[:, 0], images.alpha[:, 0], use_neighbourhood=self.config.depth_aggregation)
-        candidates = upsample_depth_candidates(candidates, scale)  # (B, 11, sH, sW)
-        parts = select_parts(images.part_masks, scale, mode=self.config.selection_mode)  # (B, K, sH, sW)
-        depths = candidates.flatten(2).transpose(1, 2)  # (B, R, 11)
-        ray_parts = parts.flatten(2).transpose(1, 2)  # (B, R, K)
-        hr_planes = self.super_resolution.synthesize(lr, ws)
-        cameras = fixed_camera(posed.batch_size, device=self.device)
-        origins, directions = cameras.generate_rays(high_size, high_size)
-        renderer = VolumeRenderer(composition=self.config.composition)
-        return renderer.render_depths(
-            self.high_field(posed, hr_planes), origins, directions, depths, beta=self.super_resolution.beta, ray_part_mask=ray_parts
-        )
+        size = self.config.low_resolution
+        return generator.render_stage2(lr, ws, posed, cameras, generator_output(low, size, size, lr)).render
 
     @torch.no_grad()
     def __call__(
@@ -300,17 +301,20 @@ class SemanticHumanPipeline(SemanticHubMixin, DiffusionPipeline):
             raise ValueError(f"`truncation_psi` must be a finite number, got {psi!r}.")
         batch = latents.shape[0]
 
-        stages = 3 if resolution == "low" else 5
+        stages = 3 if resolution == "low" else 4  # each step counted once it is done, named while it runs
         with self.progress_bar(total=stages) as progress:
+            progress.set_postfix_str("posing the bodies")
             posed = self._pose_bodies(batch, betas, body_pose, global_orient, view_angle)
             progress.update()
+            progress.set_postfix_str("mapping the latents")
             ws = self.mapper(latents, truncation_psi=psi)
             progress.update()
+            progress.set_postfix_str(f"stage 1 render, {self.config.low_resolution}²")
             low, lr = self.render_low(ws, posed)
             progress.update()
             output, size = low, self.config.low_resolution
             if resolution == "high":
-                progress.update()
+                progress.set_postfix_str(f"stage 2 super-resolution, {self.config.high_resolution}²")
                 output, size = self.render_high(ws, posed, lr, low), self.config.high_resolution
                 progress.update()
         result = self._postprocess(output, size, latents, output_type)

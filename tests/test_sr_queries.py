@@ -67,15 +67,18 @@ def render_recorded(pipe, monkeypatch, call):
     """Run ``call()`` with the pipeline's HR field wrapped in a :class:`RecordingField`; returns the
     render, the recording and the HR decoders' query count."""
     recordings = []
-    original = pipe.high_field
+    generator = pipe.generator_model
+    original = generator.field
 
-    def recording_high_field(posed, planes):
-        recordings.append(RecordingField(original(posed, planes)))
+    def recording_field(posed, planes, stage=1):
+        if stage == 1:
+            return original(posed, planes, stage)
+        recordings.append(RecordingField(original(posed, planes, stage)))
         return recordings[-1]
 
     pipe.super_resolution.reset_decoder_query_count()
     with monkeypatch.context() as patch:
-        patch.setattr(pipe, "high_field", recording_high_field)
+        patch.setattr(generator, "field", recording_field)
         output = call()
     assert len(recordings) == 1
     return output, recordings[0], pipe.super_resolution.total_decoder_queries
