@@ -98,7 +98,9 @@ def blur_sigma(images_seen: int, fade_kimg: float, sigma_init: float) -> float:
     Parameters:
         images_seen (`int`): Images the training has shown so far.
         fade_kimg (`float`): Thousands of images over which the blur fades out (EG3D: ``batch · 200 / 32``).
-        sigma_init (`float`): ``σ_0``, the initial standard deviation in pixels (EG3D: 10 at 64²).
+        sigma_init (`float`): ``σ_0``, the initial standard deviation in pixels. EG3D starts at 10 at 64²
+            with the kernel ``2^(−x²/σ²)``, a Gaussian of standard deviation ``σ / sqrt(2 ln 2) ≈ 0.85 σ``:
+            its 10 is about 8.5 for :func:`blur`.
     """
     if isinstance(images_seen, bool) or not isinstance(images_seen, int) or images_seen < 0:
         raise ValueError(f"`images_seen` must be a non-negative integer, got {images_seen!r}.")
@@ -121,7 +123,8 @@ def face_crops(
     Crop ``b`` covers ``[x_b − s/2, x_b + s/2] × [y_b − s/2, y_b + s/2]`` of picture ``b`` (pixel units, see
     the module docstring) and is resampled bilinearly to ``out_size²`` (``affine_grid`` + ``grid_sample``).
     Parts of the crop outside the picture take the value ``fill``. Gradients flow to ``pictures`` (and to
-    ``centres_px`` and ``crop_size`` when they require them).
+    ``centres_px`` and ``crop_size`` when they require them). There is no low-pass filter: keep
+    ``crop_size`` at most about twice ``out_size`` (the stage crops are 1:1 or upsampled), or blur first.
 
     Parameters:
         pictures (`torch.Tensor`): ``(B, C, H, W)``.
