@@ -37,6 +37,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from ..checks import check_choice, check_positive_int
 from ..io import atomic_path
 from ..parts import PARTS
 from .dataset import read_label_map, read_rgb
@@ -387,12 +388,9 @@ def prepare_deepfashion(
     for argument, folder in (("images_dir", images_dir), ("parsing_dir", parsing_dir), ("normals_dir", normals_dir)):
         if folder is not None and not Path(folder).is_dir():
             raise FileNotFoundError(f"`{argument}` {folder} is not a folder.")
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution <= 0:
-        raise ValueError(f"`resolution` must be a positive integer, got {resolution!r}.")
-    if intrinsics_frame not in INTRINSICS_FRAMES:
-        raise ValueError(f"`intrinsics_frame` must be one of {list(INTRINSICS_FRAMES)}, got {intrinsics_frame!r}.")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers <= 0:
-        raise ValueError(f"`workers` must be a positive integer, got {workers!r}.")
+    check_positive_int(resolution, "resolution")
+    check_choice(intrinsics_frame, INTRINSICS_FRAMES, "intrinsics_frame")
+    check_positive_int(workers, "workers")
     if (out_dir / INDEX_FILE).exists() and not overwrite:
         raise ValueError(f"{out_dir / INDEX_FILE} already exists; pass overwrite=True (--overwrite) to replace it.")
     fits = load_smpl_fits(smpl_file)

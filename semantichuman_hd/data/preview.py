@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..checks import check_positive_int
 from ..io import atomic_path
 from .dataset import SemanticHumanDataset, dataset_stats
 from .labels import colorize_labels
@@ -45,10 +46,8 @@ def preview_dataset(root: str | os.PathLike, out_path: str | os.PathLike, num: i
     Returns:
         The path written.
     """
-    if isinstance(num, bool) or not isinstance(num, int) or num <= 0:
-        raise ValueError(f"`num` must be a positive integer, got {num!r}.")
-    if isinstance(tile, bool) or not isinstance(tile, int) or tile <= 0:
-        raise ValueError(f"`tile` must be a positive integer, got {tile!r}.")
+    check_positive_int(num, "num")
+    check_positive_int(tile, "tile")
     dataset = SemanticHumanDataset(root, resolution=tile)
     rng = np.random.default_rng(seed)
     chosen = sorted(rng.choice(dataset.num_samples, size=min(num, dataset.num_samples), replace=False).tolist())

@@ -13,7 +13,8 @@ from diffusers.utils import BaseOutput
 from torch import nn
 
 from ..parts import NUM_PARTS
-from .stylegan2 import NOISE_MODES, SynthesisBlock, block_channels, check_choice, check_positive_int
+from ..checks import check_choice, check_positive_int
+from .stylegan2 import NOISE_MODES, SynthesisBlock, block_channels
 from .triplane import NUM_PLANES, PartDecoders, TriplaneDecoding, check_triplane_config
 
 FIRST_BLOCK_RESOLUTION: int = 4

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
@@ -11,7 +10,8 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from ..parts import NUM_PARTS
-from .stylegan2 import FullyConnected, GroupedFullyConnected, check_positive_int, normalize_second_moment
+from ..checks import check_finite_number, check_number_in_range, check_positive_int, check_positive_number
+from .stylegan2 import FullyConnected, GroupedFullyConnected, normalize_second_moment
 
 MAPPING_LR_MULTIPLIER: float = 0.01
 """StyleGAN2's learning-rate multiplier of the mapping network."""
@@ -61,10 +61,8 @@ class SemanticMapper(ModelMixin, ConfigMixin):
         super().__init__()
         for name, value in (("z_dim", z_dim), ("w_dim", w_dim), ("num_parts", num_parts), ("num_ws", num_ws), ("num_layers", num_layers)):
             check_positive_int(value, name)
-        if not (isinstance(lr_multiplier, (int, float)) and lr_multiplier > 0):
-            raise ValueError(f"`lr_multiplier` must be a positive number, got {lr_multiplier!r}.")
-        if not (isinstance(w_avg_beta, (int, float)) and 0 <= w_avg_beta < 1):
-            raise ValueError(f"`w_avg_beta` must be a number in [0, 1), got {w_avg_beta!r}.")
+        check_positive_number(lr_multiplier, "lr_multiplier")
+        check_number_in_range(w_avg_beta, "w_avg_beta", 0, 1, include_high=False)
         widths = [z_dim] + [w_dim] * num_layers
         self.trunk = nn.Sequential(
             *[
@@ -101,8 +99,7 @@ class SemanticMapper(ModelMixin, ConfigMixin):
             raise ValueError(f"`latents` must be a tensor of shape (B, {config.num_parts}, {config.z_dim}), got {shape}.")
         if not torch.isfinite(latents).all():
             raise ValueError("`latents` contains NaN or infinite values.")
-        if isinstance(truncation_psi, bool) or not isinstance(truncation_psi, (int, float)) or not math.isfinite(truncation_psi):
-            raise ValueError(f"`truncation_psi` must be a finite number, got {truncation_psi!r}.")
+        check_finite_number(truncation_psi, "truncation_psi")
         if truncation_cutoff is not None and (
             isinstance(truncation_cutoff, bool) or not isinstance(truncation_cutoff, int) or not 0 <= truncation_cutoff <= config.num_ws
         ):

@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import check_choice, check_positive_int, check_positive_number
+
 LRELU_SLOPE: float = 0.2
 """Negative slope of StyleGAN2's leaky ReLU."""
 
@@ -54,24 +56,6 @@ UPSAMPLE_MODE: str = "bilinear"
 
 STYLE_BIAS_INIT: float = 1.0
 """Initial bias of the style affines, so that styles start around 1 (identity modulation)."""
-
-
-def check_choice(value, allowed: tuple, argument: str) -> None:
-    """Raise ``ValueError`` naming ``argument`` unless ``value`` is one of ``allowed``."""
-    if value not in allowed:
-        raise ValueError(f"`{argument}` must be one of {list(allowed)}, got {value!r}.")
-
-
-def check_positive_int(value, argument: str) -> None:
-    """Raise ``ValueError`` naming ``argument`` unless ``value`` is a positive ``int``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"`{argument}` must be a positive integer, got {value!r}.")
-
-
-def check_positive_number(value, argument: str) -> None:
-    """Raise ``ValueError`` naming ``argument`` unless ``value`` is a positive finite real number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"`{argument}` must be a positive number, got {value!r}.")
 
 
 def bias_activation(x: torch.Tensor, bias: Optional[torch.Tensor], activation: str) -> torch.Tensor:

@@ -26,7 +26,8 @@ from .local_generators import (
     run_blocks,
     synthesis_resolutions,
 )
-from .stylegan2 import NOISE_MODES, UPSAMPLE_FACTOR, SynthesisBlock, block_channels, check_choice, check_positive_int
+from ..checks import check_choice, check_positive_int
+from .stylegan2 import NOISE_MODES, UPSAMPLE_FACTOR, SynthesisBlock, block_channels
 from .triplane import NUM_PLANES, PartDecoders, TriplaneDecoding, check_triplane_config
 
 SR_SCALE: int = 4

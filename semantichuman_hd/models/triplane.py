@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .stylegan2 import check_positive_int, check_positive_number
+from ..checks import check_positive_int, check_positive_number
 
 NUM_PLANES: int = 3
 """Planes per tri-plane."""

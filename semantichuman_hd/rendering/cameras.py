@@ -22,6 +22,7 @@ from typing import Sequence
 
 import torch
 
+from ..checks import check_positive_int
 from ..precision import full_precision
 
 FIXED_CAMERA_FOCAL: float = 5.0
@@ -37,11 +38,6 @@ FIXED_CAMERA_DISTANCE: float = 11.0
 plane, so a 1.7–1.8 m person centred on the origin fills about 80 % of the image height."""
 
 _PARALLEL_TOLERANCE = 1e-6
-
-
-def _check_size(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
 
 
 @dataclass
@@ -102,8 +98,8 @@ class Cameras:
             directions: ``(B, H·W, 3)`` unit directions; a point at distance ``t`` along a ray is
             ``origins + t · directions`` (so rendered depths are distances from the camera centre).
         """
-        _check_size("height", height)
-        _check_size("width", width)
+        check_positive_int(height, "height")
+        check_positive_int(width, "width")
         device, dtype = self.cam2world.device, self.cam2world.dtype
         v = (torch.arange(height, device=device, dtype=dtype) + 0.5) / height
         u = (torch.arange(width, device=device, dtype=dtype) + 0.5) / width
@@ -160,7 +156,7 @@ def normalized_intrinsics(
     Raises:
         ValueError: If a focal length is not positive or the sizes do not match.
     """
-    _check_size("batch_size", batch_size)
+    check_positive_int(batch_size, "batch_size")
     dtype = dtype or torch.get_default_dtype()
     focal = torch.as_tensor(focal, device=device, dtype=dtype)
     if focal.ndim == 0:
@@ -296,7 +292,7 @@ def fixed_camera(batch_size: int = 1, device=None, dtype: torch.dtype | None = N
     principal point at the image centre, :data:`FIXED_CAMERA_DISTANCE` metres away on the +z axis and
     looking toward −z at the origin. SMPL bodies face +z, so it sees their front; image right is world
     +x and image down is world −y. Novel views rotate the body, not this camera."""
-    _check_size("batch_size", batch_size)
+    check_positive_int(batch_size, "batch_size")
     dtype = dtype or torch.get_default_dtype()
     position = torch.tensor([[0.0, 0.0, FIXED_CAMERA_DISTANCE]], device=device, dtype=dtype).expand(batch_size, 3)
     return perspective_camera(position, focal=FIXED_CAMERA_FOCAL, device=device, dtype=dtype)

@@ -22,6 +22,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..checks import check_positive_int
+
 DEPTH_AGGREGATION_OFFSET: float = 0.0167
 """Offset of the two extra candidates around a pixel's own depth, metres (the reference's value)."""
 
@@ -50,11 +52,6 @@ SELECTION_MODES: tuple[str, ...] = ("threshold", "argmax")
 
 UPSAMPLE_MODE: str = "bilinear"
 """Interpolation of the candidates and masks to the HR grid (``align_corners=False``)."""
-
-
-def _check_scale(scale) -> None:
-    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-        raise ValueError(f"`scale` must be a positive integer, got {scale!r}.")
 
 
 def _check_images(tensor, argument: str, ndim: int, layout: str) -> None:
@@ -141,7 +138,7 @@ def upsample_depth_candidates(candidates: torch.Tensor, scale: int) -> torch.Ten
     one rounding error (about 1e-7 relative) that floating-point interpolation can still produce.
     """
     _check_images(candidates, "candidates", 4, "(B, S, H, W)")
-    _check_scale(scale)
+    check_positive_int(scale, "scale")
     if scale == 1:
         return candidates
     height, width = candidates.shape[-2:]
@@ -174,7 +171,7 @@ def select_parts(
         ``(B, K, sH, sW)`` bool.
     """
     _check_images(part_masks, "part_masks", 4, "(B, K, H, W)")
-    _check_scale(scale)
+    check_positive_int(scale, "scale")
     if mode not in SELECTION_MODES:
         raise ValueError(f"`mode` must be one of {list(SELECTION_MODES)}, got {mode!r}.")
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not threshold >= 0:
@@ -204,5 +201,5 @@ def guided_footprint(scale: int) -> int:
     Returns:
         ``NEIGHBOURHOOD_RADIUS · scale + scale // 2`` (6 for the paper's 4×).
     """
-    _check_scale(scale)
+    check_positive_int(scale, "scale")
     return NEIGHBOURHOOD_RADIUS * scale + scale // 2

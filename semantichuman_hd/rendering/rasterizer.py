@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..checks import check_positive_int
+
 __all__ = ["RasterOutput", "interpolate", "rasterize"]
 
 DEFAULT_NEAR: float = 1e-3
@@ -70,9 +72,8 @@ class RasterOutput:
 
 
 def _check_inputs(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, height: int, width: int) -> None:
-    for name, value in (("height", height), ("width", width)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    check_positive_int(height, "height")
+    check_positive_int(width, "width")
     if not torch.is_tensor(pixels) or pixels.ndim != 3 or pixels.shape[-1] != 2:
         shape = tuple(pixels.shape) if torch.is_tensor(pixels) else type(pixels).__name__
         raise ValueError(f"`pixels` must be a tensor of shape (B, N, 2), got {shape}.")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..checks import check_positive_int
+
 IMPORTANCE_WEIGHT_PADDING: float = 0.01
 """Added to every (blurred) coarse weight before importance sampling, so that empty-looking stretches
 of a ray still get a few samples (the coarse pass can miss thin structures)."""
@@ -18,11 +20,6 @@ IMPORTANCE_BLUR_WINDOW: int = 3
 sampling: a surface between two coarse samples then draws samples on both sides of it."""
 
 _PDF_EPS = 1e-12
-
-
-def _check_count(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
 
 
 def ray_box_intersection(
@@ -92,7 +89,7 @@ def stratified_depths(
         num_samples: S.
         generator: Random generator for the perturbation (on the tensors' device).
     """
-    _check_count("num_samples", num_samples)
+    check_positive_int(num_samples, "num_samples")
     if near.shape != far.shape:
         raise ValueError(f"`near` and `far` must have the same shape, got {tuple(near.shape)} and {tuple(far.shape)}.")
     shape = (*near.shape, num_samples)
@@ -135,7 +132,7 @@ def importance_depths(
         num_samples: S'.
         generator: Random generator for the jitter.
     """
-    _check_count("num_samples", num_samples)
+    check_positive_int(num_samples, "num_samples")
     if depths.ndim < 1 or depths.shape[-1] < 2:
         raise ValueError(f"`depths` must hold at least 2 samples per ray, got shape {tuple(depths.shape)}.")
     if weights.shape != depths.shape:

@@ -34,6 +34,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from ...checks import check_non_negative_int, check_positive_int
 from ...body.body_model import BodyModel, canonical_body_pose, random_plausible_pose
 from ...body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from ...body.smpl_format import NUM_BETAS, SMPL_JOINT_NAMES
@@ -120,18 +121,6 @@ _J = {name: index for index, name in enumerate(SMPL_JOINT_NAMES)}
 def _round(tensor: torch.Tensor) -> torch.Tensor:
     """Values rounded to :data:`LABEL_DECIMALS` (float64), as stored in the label."""
     return torch.round(tensor.double(), decimals=LABEL_DECIMALS)
-
-
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-    return int(value)
-
-
-def _check_seed(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"`seed` must be a non-negative integer, got {value!r}.")
-    return int(value)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -272,10 +261,10 @@ class SyntheticHumanGenerator:
     """
 
     def __init__(self, resolution: int = 256, supersample: int | None = None, body: BodyModel | None = None):
-        self.resolution = _check_positive_int("resolution", resolution)
+        self.resolution = check_positive_int(resolution, "resolution")
         if supersample is None:
             supersample = 2 if resolution <= DEFAULT_SUPERSAMPLING_LIMIT else 1
-        self.supersample = _check_positive_int("supersample", supersample)
+        self.supersample = check_positive_int(supersample, "supersample")
         self.body = body if body is not None else BodyModel.open()
         self.body.eval()
         self.topology = BodyTopology.from_body_model(self.body)
@@ -348,7 +337,7 @@ class SyntheticHumanGenerator:
 
     def _sample(self, seed: int, index: int) -> tuple[SampleSpec, list[tuple[MeshPiece, Material]]]:
         """The spec and its posed pieces before centring (reused by :meth:`render`)."""
-        seed = _check_seed(seed)
+        seed = check_non_negative_int(seed, "seed")
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
             raise ValueError(f"`index` must be a non-negative integer, got {index!r}.")
         sequence = np.random.SeedSequence([seed, int(index)])
@@ -694,12 +683,12 @@ def generate_dataset(
     """
     from tqdm.auto import tqdm
 
-    num = _check_positive_int("num", num)
-    resolution = _check_positive_int("resolution", resolution)
-    workers = _check_positive_int("workers", workers)
-    seed = _check_seed(seed)
+    num = check_positive_int(num, "num")
+    resolution = check_positive_int(resolution, "resolution")
+    workers = check_positive_int(workers, "workers")
+    seed = check_non_negative_int(seed, "seed")
     if supersample is not None:
-        _check_positive_int("supersample", supersample)
+        check_positive_int(supersample, "supersample")
     out_dir = Path(out_dir)
     if (out_dir / INDEX_FILE).exists() and not overwrite:
         raise DatasetFormatError(f"`out_dir` {out_dir} already holds a {INDEX_FILE}; pass overwrite=True to replace it.")
