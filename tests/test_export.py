@@ -286,7 +286,7 @@ def test_export_mesh_command_writes_every_part_and_the_latents(tmp_path, capsys)
     assert all(name in printed.out for name in written)
     latents = load_latents(out.parent / "person_latents.safetensors")
     assert latents.shape == (1, NUM_PARTS, 32)
-    assert {path.name for path in out.parent.glob("person_*_000.png")} == {f"person_{p}_000.png" for p in ("image", "semantic", "depth", "normals")}
+    assert {path.name for path in out.parent.glob("person_*_000.png")} == {f"person_{p}_000.png" for p in ("image", "semantic", "depth", "depth_vis", "normals")}
     mesh = trimesh.load(out.parent / written[0], force="mesh", process=False)
     assert len(mesh.faces) > 50 and mesh.visual.kind == "vertex"
 
@@ -325,7 +325,7 @@ def test_turntable_and_animate_commands(tmp_path):
         (["export-mesh", "--out", "{tmp}/x.ply", "--latents", "{tmp}/none.safetensors"], r"`--latents` file .* does not exist"),
         (["turntable", "--out", "{tmp}/x.avi"], r"`--out` must end in one of \['.gif', '.mp4'\]"),
         (["turntable", "--out", "{tmp}/x.gif", "--frames", "0"], r"`--frames` must be a positive integer"),
-        (["animate", "--poses", "{tmp}/none.npz", "--out", "{tmp}/x.gif"], r"`poses` file .* does not exist"),
+        (["animate", "--poses", "{tmp}/none.npz", "--out", "{tmp}/x.gif"], r"`--poses` file .* does not exist"),
         (["animate", "--poses", "{tmp}/bad.npz", "--out", "{tmp}/x.gif"], r"missing the key 'trans'"),
         (["animate", "--poses", "{tmp}/bad.npz", "--out", "{tmp}/x.gif", "--stride", "0"], r"`--stride` must be a positive integer"),
     ],

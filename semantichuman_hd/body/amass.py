@@ -229,33 +229,65 @@ def motion_from_arrays(
     )
 
 
-def load_amass(path: str | os.PathLike, z_up: bool = True) -> Motion:
+BUNDLED_MOTIONS: dict[str, str] = {"walk": "walk.npz"}
+"""Motions shipped with the package (in ``semantichuman_hd/body/data``), by name: ``walk`` is a
+procedural walk cycle (:mod:`semantichuman_hd.body.walk_cycle`), written by this project."""
+
+MOTION_DATA_DIR: Path = Path(__file__).resolve().parent / "data"
+"""Folder of the bundled motions."""
+
+_EXPECTED_NPZ = (
+    f"an AMASS-style .npz (a numpy zip of named arrays, as numpy.savez writes it) holding `poses` {_POSES_SHAPE}, "
+    "`trans` (T, 3) and optionally `betas` and `mocap_framerate`"
+)
+
+
+def resolve_motion(poses: str | os.PathLike) -> Path:
+    """``poses`` as a motion file: an existing path as is, else the bundled motion of that name
+    (:data:`BUNDLED_MOTIONS`), else the path itself (which :func:`load_amass` reports missing)."""
+    path = Path(poses)
+    if not path.exists() and str(poses) in BUNDLED_MOTIONS:
+        return MOTION_DATA_DIR / BUNDLED_MOTIONS[str(poses)]
+    return path
+
+
+def load_amass(path: str | os.PathLike, z_up: bool = True, argument: str = "poses") -> Motion:
     """Read an AMASS-style ``.npz`` (see the module docstring) into a :class:`Motion`.
+
+    Parameters:
+        path: the ``.npz`` file.
+        z_up: the motion's world is z-up (AMASS).
+        argument: how errors name the file's argument (``"--poses"`` on the command line).
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
         ValueError: If it is not a readable ``.npz`` or its arrays are malformed (the message names the
-            key and the expected shape).
+            key and the expected shape). Nothing is ever unpickled.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"`poses` file {str(path)!r} does not exist.")
+        bundled = f" (or name a bundled motion: {', '.join(BUNDLED_MOTIONS)})" if argument.startswith("--") else ""
+        raise FileNotFoundError(f"`{argument}` file {str(path)!r} does not exist{bundled}.")
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        raise ValueError(f"`poses` file {str(path)!r} is not a readable AMASS .npz: {error}.") from error
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        # numpy's own message for bytes it cannot read talks about pickled data: not what the user needs.
+        raise ValueError(f"`{argument}` file {str(path)!r} is not a readable AMASS .npz: it should be {_EXPECTED_NPZ}.") from None
     if not isinstance(data, np.lib.npyio.NpzFile):
-        raise ValueError(f"`poses` file {str(path)!r} holds a single array, not the named arrays of an AMASS .npz.")
+        raise ValueError(f"`{argument}` file {str(path)!r} holds a single array, not the named arrays of an AMASS .npz: it should be {_EXPECTED_NPZ}.")
     with data:
         files = list(data.files)
         try:
             arrays = {key: data[key] for key in files if key in (*REQUIRED_KEYS, "betas", *FRAMERATE_KEYS)}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-            raise ValueError(f"`poses` file {str(path)!r} is not a readable AMASS .npz: {error}.") from error
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+            raise ValueError(
+                f"`{argument}` file {str(path)!r} is not a readable AMASS .npz (an array in it cannot be read without unpickling, "
+                f"which is never done): it should be {_EXPECTED_NPZ}."
+            ) from None
     for key in REQUIRED_KEYS:
         if key not in arrays:
-            raise ValueError(f"{str(path)!r}: missing the key {key!r} (has {sorted(files)}); AMASS data holds `poses` {_POSES_SHAPE} and `trans` (T, 3).")
-    return motion_from_arrays(arrays, z_up=z_up, source=repr(str(path)))
+            raise ValueError(f"`{argument}` file {str(path)!r}: missing the key {key!r} (has {sorted(files)}); it should be {_EXPECTED_NPZ}.")
+    return motion_from_arrays(arrays, z_up=z_up, source=f"`{argument}` file {str(path)!r}")
 
 
 def as_motion(poses: Any, z_up: bool = True) -> Motion:

@@ -28,7 +28,7 @@ LANDMARKS_KEY: str = "landmark_vertex_ids"
 
 _EXPECTED_FILE = (
     "a licensed neutral SMPL model pickle (e.g. SMPL_NEUTRAL.pkl from https://smpl.is.tue.mpg.de, "
-    f"registration required); point {SMPL_PATH_ENV_VAR} or --smpl-path at it, or leave both unset to "
+    f"registration required); point {SMPL_PATH_ENV_VAR} (or `render-body --smpl`) at it, or leave both unset to "
     "use the open procedural body"
 )
 

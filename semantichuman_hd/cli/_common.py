@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,98 @@ LATENTS_KEY: str = "latents"
 DEPTH_PNG_SCALE: float = 1000.0
 """Depth PNGs are 16-bit, in millimetres (``depth_m · DEPTH_PNG_SCALE``); 0 is background."""
 
+DEPTH_VIS_FAR_LEVEL: int = 48
+"""Grey level of the farthest foreground point in ``depth_vis`` pictures (the nearest is 255, background
+0), so that the whole person stands out from the background."""
+
+PICTURE_INDEX_DIGITS: int = 3
+"""Least digits of the person number in picture names (``image_000.png``)."""
+
+
+FILE_SUFFIXES: tuple[str, ...] = (
+    ".png", ".jpg", ".jpeg", ".gif", ".mp4", ".webp", ".glb", ".obj", ".ply", ".npz", ".npy", ".pkl",
+    ".safetensors", ".json", ".txt", ".zip",
+)  # fmt: skip
+"""Suffixes that make an output folder's name look like a file's (``--out x.png`` for a folder is refused:
+it is almost always a mistaken argument)."""
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists (``.`` for a relative path whose first part is new)."""
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _check_can_create_in(path: Path, argument: str, what: str) -> None:
+    """The folders up to ``path`` can be created and written to: the nearest existing one is a folder
+    in which a file can be created (tried, then removed: permissions alone say nothing for root)."""
+    existing = _nearest_existing(path)
+    if not existing.is_dir():
+        raise ValueError(f"`{argument}` {str(path)!r} cannot be written: {str(existing)!r} is a file, not a folder.")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ValueError(f"`{argument}` {str(path)!r} cannot be written: the folder {str(existing)!r} is not writable ({reason}); choose another {what}.") from None
+
+
+def check_output_folder(path: str | os.PathLike, argument: str = "--out") -> Path:
+    """``path`` as an output folder that can be written, checked before any work.
+
+    Raises:
+        ValueError: naming ``argument``, when ``path`` is an existing file, is named like a file (its
+            suffix is one of :data:`FILE_SUFFIXES`), or lies in a folder that cannot be written.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"`{argument}` must be a folder, but {str(path)!r} is an existing file; give a folder to write into.")
+    if not path.exists() and path.suffix.lower() in FILE_SUFFIXES:
+        raise ValueError(
+            f"`{argument}` is the output folder, but {str(path)!r} is named like a {path.suffix} file; give a folder name "
+            f"(e.g. {str(path.with_suffix(''))!r})."
+        )
+    _check_can_create_in(path, argument, "folder")
+    return path
+
+
+def check_output_file(path: str | os.PathLike, suffixes: tuple[str, ...], argument: str = "--out") -> Path:
+    """``path`` as an output file with one of ``suffixes`` that can be written, checked before any work.
+
+    Raises:
+        ValueError: naming ``argument``, for another suffix, an existing folder, or a place that cannot
+            be written.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise ValueError(f"`{argument}` must be a file ending in one of {list(suffixes)}, got {str(path)!r}.")
+    if path.is_dir():
+        raise ValueError(f"`{argument}` must be a file, but {str(path)!r} is an existing folder; give a file name such as {str(path / ('out' + suffixes[0]))!r}.")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"`{argument}` {str(path)!r} exists and is not writable.")
+    _check_can_create_in(path.parent, argument, "file")
+    return path
+
+
+def add_progress_argument(parser: argparse.ArgumentParser) -> None:
+    """``--quiet``: no progress bars."""
+    parser.add_argument("--quiet", action="store_true", help="no progress bars (results are still reported)")
+
+
+def progress_bar(total: int, label: str, unit: str, args: argparse.Namespace | None = None, **kwargs):
+    """A labelled tqdm bar on stderr, off with ``--quiet``."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=label, unit=unit, disable=bool(getattr(args, "quiet", False)), dynamic_ncols=True, **kwargs)
+
+
+def configure_pipeline_progress(pipe, args: argparse.Namespace, label: str) -> None:
+    """The pipeline's own per-call bar: labelled with ``label`` and cleared when done, off with
+    ``--quiet``."""
+    pipe.set_progress_bar_config(disable=bool(getattr(args, "quiet", False)), desc=label, leave=False, dynamic_ncols=True)
+
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """``--model``, ``--preset``, ``--seed``, ``--device``, ``--truncation-psi``, ``--resolution``."""
@@ -38,6 +132,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--truncation-psi", type=float, default=None, help="truncation toward the average codes (default: the model's)")
     parser.add_argument("--resolution", choices=("low", "high"), default="low", help="stage-1 render or stage-2 super-resolution (default: low)")
+    add_progress_argument(parser)
 
 
 def check_device(name: str, argument: str = "--device") -> torch.device:
@@ -147,10 +242,30 @@ def load_latents_for(pipe, path: str | Path, argument: str = "--latents", latent
     return pipe.check_latents(latents, argument)
 
 
-def write_results(output, out_dir: str | Path, prefix: str = "", **metadata) -> list[Path]:
-    """Write each person of a ``SemanticHumanPipelineOutput`` (``output_type="np"``) as
-    ``{prefix}image_{i:03d}.png`` (RGB), ``semantic_{i:03d}`` (RGB), ``depth_{i:03d}`` (16-bit, mm) and
-    ``normals_{i:03d}`` (RGB), plus ``{prefix}latents.safetensors`` carrying ``metadata`` (strings).
+def depth_visualisation(depth: np.ndarray) -> np.ndarray:
+    """A viewable 8-bit picture ``(H, W)`` of metric ``depth (H, W)`` (0 = background): normalised per
+    image over the foreground, near = bright (255), the farthest foreground point
+    :data:`DEPTH_VIS_FAR_LEVEL`, background black."""
+    depth = np.asarray(depth, dtype=np.float64)
+    foreground = depth > 0
+    picture = np.zeros(depth.shape, dtype=np.uint8)
+    if not foreground.any():
+        return picture
+    near, far = depth[foreground].min(), depth[foreground].max()
+    closeness = (far - depth[foreground]) / (far - near) if far > near else np.ones(int(foreground.sum()))
+    picture[foreground] = np.round(DEPTH_VIS_FAR_LEVEL + (255 - DEPTH_VIS_FAR_LEVEL) * closeness).astype(np.uint8)
+    return picture
+
+
+def picture_width(count: int) -> int:
+    """Digits of the person numbers in file names: 3, or more for more than 1000 people."""
+    return max(PICTURE_INDEX_DIGITS, len(str(max(count - 1, 0))))
+
+
+def write_pictures(output, out_dir: str | Path, prefix: str = "", start: int = 0, width: int = 3) -> list[Path]:
+    """Write each person ``i`` of a ``SemanticHumanPipelineOutput`` (``output_type="np"``) as
+    ``{prefix}image_{start + i}.png`` (RGB), ``semantic_…`` (RGB), ``depth_…`` (16-bit, mm),
+    ``depth_vis_…`` (8-bit, near = bright) and ``normals_…`` (RGB), numbers ``width`` digits wide.
     Returns the written paths."""
     from PIL import Image
 
@@ -163,11 +278,19 @@ def write_results(output, out_dir: str | Path, prefix: str = "", **metadata) -> 
             "image": Image.fromarray(to_byte(output.images[i])),
             "semantic": Image.fromarray(to_byte(output.semantic_images[i])),
             "depth": Image.fromarray(np.clip(output.depth[i] * DEPTH_PNG_SCALE, 0, 65535).round().astype(np.uint16)),
+            "depth_vis": Image.fromarray(depth_visualisation(output.depth[i])),
             "normals": Image.fromarray(to_byte(output.normals[i])),
         }
         for name, picture in pictures.items():
-            path = out_dir / f"{prefix}{name}_{i:03d}.png"
+            path = out_dir / f"{prefix}{name}_{start + i:0{width}d}.png"
             picture.save(path)
             written.append(path)
-    written.append(save_latents(out_dir / f"{prefix}latents.safetensors", output.latents, **metadata))
+    return written
+
+
+def write_results(output, out_dir: str | Path, prefix: str = "", **metadata) -> list[Path]:
+    """:func:`write_pictures` of every person of ``output``, plus ``{prefix}latents.safetensors`` carrying
+    ``metadata`` (strings). Returns the written paths, the latents last."""
+    written = write_pictures(output, out_dir, prefix=prefix)
+    written.append(save_latents(Path(out_dir) / f"{prefix}latents.safetensors", output.latents, **metadata))
     return written

@@ -99,7 +99,9 @@ def add_deepfashion_parser(sources: argparse._SubParsersAction, name: str) -> ar
 
 def _make_deepfashion(args: argparse.Namespace) -> int:
     from ..data.deepfashion import prepare_deepfashion
+    from ._common import check_output_folder
 
+    check_output_folder(args.out)
     report = prepare_deepfashion(
         args.images,
         args.parsing,
@@ -119,9 +121,15 @@ def _make_deepfashion(args: argparse.Namespace) -> int:
 def _preview_dataset(args: argparse.Namespace) -> int:
     from ..data.preview import dataset_stats, preview_dataset
 
+    from .body import IMAGE_SUFFIXES
+    from ._common import check_output_file
+
     if args.out is None and not args.stats:
         raise ValueError("nothing to do: give --out SHEET.png and/or --stats.")
+    if args.num <= 0:
+        raise ValueError(f"`--num` must be a positive integer, got {args.num}.")
     if args.out is not None:
+        check_output_file(args.out, IMAGE_SUFFIXES)
         path = preview_dataset(args.dataset, args.out, num=args.num, seed=args.seed)
         # With --stats, stdout carries only the JSON.
         print(f"wrote {path}", file=sys.stderr if args.stats else sys.stdout)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..body.amass import load_amass
+from ..body.amass import BUNDLED_MOTIONS, load_amass, resolve_motion
 from ..body.poses import NAMED_POSES
 from ..export import (
     DEFAULT_FPS,
@@ -23,13 +23,24 @@ from ..export import (
     DEFAULT_GRID_RESOLUTION,
     DEFAULT_TURNTABLE_FRAMES,
     MESH_SUFFIXES,
+    VIDEO_SUFFIXES,
     check_grid_resolution,
     check_mesh_path,
     check_video_path,
     save_video,
 )
 from ..parts import PARTS, part_indices
-from ._common import add_model_arguments, generator_for, load_latents, load_latents_for, load_pipeline, write_results
+from ._common import (
+    add_model_arguments,
+    check_output_file,
+    configure_pipeline_progress,
+    generator_for,
+    load_latents,
+    load_latents_for,
+    load_pipeline,
+    progress_bar,
+    write_results,
+)
 
 ALL_PARTS: str = "all"
 """``--part`` value meaning every part, one mesh each."""
@@ -76,9 +87,24 @@ def _check_pose(name: str | None) -> None:
 
 def _video_path(out: str) -> Path:
     try:
-        return check_video_path(out, "--out")
+        path = check_video_path(out, "--out")
     except ImportError as error:  # .mp4 without imageio-ffmpeg: a usage problem, reported like one
         raise ValueError(str(error)) from error
+    return check_output_file(path, VIDEO_SUFFIXES)
+
+
+def _render_frames(pipe, latents: torch.Tensor, count: int, args: argparse.Namespace, label: str, per_frame) -> list:
+    """Render one person ``count`` times, ``--frames-per-batch`` at a time, under a labelled frame bar;
+    ``per_frame(slice)`` gives the per-frame ``__call__`` arguments of a batch."""
+    frames = []
+    with progress_bar(count, label, "frame", args) as bar:
+        for start in range(0, count, args.frames_per_batch):
+            frame_slice = slice(start, min(start + args.frames_per_batch, count))
+            batch = frame_slice.stop - frame_slice.start
+            output = pipe(latents=latents.expand(batch, -1, -1), resolution=args.resolution, truncation_psi=args.truncation_psi, output_type="pil", **per_frame(frame_slice))
+            frames.extend(output.images)
+            bar.update(batch)
+    return frames
 
 
 def _person(pipe, args: argparse.Namespace, stored: torch.Tensor | None) -> torch.Tensor:
@@ -123,24 +149,27 @@ def _export_mesh(args: argparse.Namespace) -> int:
         elif out.suffix.lower() != suffix:
             raise ValueError(f"`--format` is {args.format!r} but `--out` {args.out!r} ends in {out.suffix!r}; give one or make them agree.")
     check_mesh_path(out, "--out")
+    check_output_file(out, MESH_SUFFIXES)
     check_grid_resolution(args.grid_resolution, "--grid-resolution")
     names = parse_part_names(args.part)
     _check_pose(args.pose)
     stored = _preflight_latents(args)
 
     pipe = load_pipeline(args)
-    pipe.set_progress_bar_config(disable=True)
+    configure_pipeline_progress(pipe, args, "pictures")
     latents = _person(pipe, args, stored)
     body_pose = None if args.pose is None else NAMED_POSES[args.pose]
-    result = pipe.export_mesh(
-        latents,
-        out,
-        part=names,
-        resolution=args.resolution,
-        grid_resolution=args.grid_resolution,
-        truncation_psi=args.truncation_psi,
-        body_pose=body_pose,
-    )
+    with progress_bar(1, f"export-mesh: marching cubes at {args.grid_resolution}³", "mesh set", args) as bar:
+        result = pipe.export_mesh(
+            latents,
+            out,
+            part=names,
+            resolution=args.resolution,
+            grid_resolution=args.grid_resolution,
+            truncation_psi=args.truncation_psi,
+            body_pose=body_pose,
+        )
+        bar.update()
     for name in result.empty_parts:
         print(f"note: {name} has no surface for this person (nothing of it lies in the body's shell): no mesh written.", file=sys.stderr)
     for name, path in result.paths.items():
@@ -164,17 +193,14 @@ def _turntable(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args)
     pipe.set_progress_bar_config(disable=True)
     latents = _person(pipe, args, stored)
-    frames = pipe.render_turntable(
-        latents,
-        num_frames=args.frames,
-        resolution=args.resolution,
-        truncation_psi=args.truncation_psi,
-        body_pose=None if args.pose is None else NAMED_POSES[args.pose],
-        frames_per_batch=args.frames_per_batch,
-    )
+    body_pose = None if args.pose is None else NAMED_POSES[args.pose]
+    # The angles of SemanticHumanPipeline.render_turntable, rendered here batch by batch under a frame bar.
+    angles = 2 * math.pi * torch.arange(args.frames, dtype=torch.float32) / args.frames
+    frames = _render_frames(pipe, latents, args.frames, args, "turntable", lambda frames: {"view_angle": angles[frames], "body_pose": body_pose})
     save_video(frames, out, fps=args.fps)
     print(f"wrote {out} ({len(frames)} frames of {frames[0].width}×{frames[0].height} at {args.fps:g} fps)")
-    _write_record(pipe, latents, out, args, body_pose=None if args.pose is None else NAMED_POSES[args.pose], frames=args.frames)
+    configure_pipeline_progress(pipe, args, "pictures")
+    _write_record(pipe, latents, out, args, body_pose=body_pose, frames=args.frames)
     return 0
 
 
@@ -186,23 +212,26 @@ def _animate(args: argparse.Namespace) -> int:
     _check_positive(args.frames_per_batch, "--frames-per-batch")
     if not math.isfinite(args.view_angle):
         raise ValueError(f"`--view-angle` must be a finite number of degrees, got {args.view_angle!r}.")
-    motion = load_amass(args.poses).subsample(args.stride, args.max_frames)
+    motion = load_amass(resolve_motion(args.poses), argument="--poses").subsample(args.stride, args.max_frames)
     stored = _preflight_latents(args)
     fps = args.fps if args.fps is not None else (motion.framerate or DEFAULT_FPS)
 
     pipe = load_pipeline(args)
     pipe.set_progress_bar_config(disable=True)
     latents = _person(pipe, args, stored)
-    frames = pipe.animate(
-        motion,
+    # SemanticHumanPipeline.animate's frames, rendered here batch by batch under a frame bar.
+    view_angle = math.radians(args.view_angle)
+    frames = _render_frames(
+        pipe,
         latents,
-        resolution=args.resolution,
-        truncation_psi=args.truncation_psi,
-        view_angle=math.radians(args.view_angle),
-        frames_per_batch=args.frames_per_batch,
+        len(motion),
+        args,
+        "animate",
+        lambda frames: {"body_pose": motion.body_pose[frames], "global_orient": motion.global_orient[frames], "view_angle": view_angle},
     )
     save_video(frames, out, fps=fps)
     print(f"wrote {out} ({len(frames)} frames of {args.poses} at {fps:g} fps)")
+    configure_pipeline_progress(pipe, args, "pictures")
     _write_record(pipe, latents, out, args, view_angle=math.radians(args.view_angle), poses=args.poses, stride=args.stride)
     return 0
 
@@ -252,7 +281,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "SMPL, trans; z-up) and write a GIF or MP4. The latents used are written to {stem}" + LATENTS_SUFFIX + ".",
     )
     _add_person_arguments(parser)
-    parser.add_argument("--poses", required=True, metavar="FILE.npz", help="AMASS-style motion file")
+    parser.add_argument(
+        "--poses",
+        required=True,
+        metavar="FILE.npz|NAME",
+        help=f"AMASS-style motion file, or the name of a motion shipped with the package: {', '.join(BUNDLED_MOTIONS)}",
+    )
     parser.add_argument("--out", default="outputs/animation.gif", metavar="FILE", help="x.gif or x.mp4 (default: outputs/animation.gif)")
     parser.add_argument("--stride", type=int, default=1, help="use every N-th frame of the motion (default: 1)")
     parser.add_argument("--max-frames", type=int, default=None, help="at most this many frames (default: all)")

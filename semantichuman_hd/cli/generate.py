@@ -1,7 +1,8 @@
 """``generate`` and ``try-on``: people from seeds or latents files; one person's clothes on another.
 
 Both write, per person, ``image_NNN.png``, ``semantic_NNN.png`` (colour-coded parts), ``depth_NNN.png``
-(16-bit millimetres, 0 = background) and ``normals_NNN.png``, plus ``latents.safetensors``: feeding that
+(16-bit millimetres, 0 = background), ``depth_vis_NNN.png`` (the same depth to look at: near = bright)
+and ``normals_NNN.png``, plus ``latents.safetensors``: feeding that
 file back with ``generate --latents`` (same model, pose, view angle and settings) reproduces the pictures
 exactly; ``try-on --person/--garments`` takes it as person A or B.
 """
@@ -19,11 +20,17 @@ from ..body.poses import NAMED_POSES
 from ..parts import PARTS
 from ._common import (
     add_model_arguments,
+    check_output_folder,
+    configure_pipeline_progress,
     generator_for,
     load_latents,
     load_latents_for,
     load_pipeline,
     model_description,
+    picture_width,
+    progress_bar,
+    save_latents,
+    write_pictures,
     write_results,
 )
 
@@ -38,6 +45,14 @@ TRY_ON_PREFIXES: tuple[str, str, str] = ("a_", "b_", "result_")
 
 SEED_B_OFFSET: int = 1
 """Without ``--seed-b`` (nor ``--garments``), person B is drawn with ``--seed`` + this."""
+
+DEFAULT_BATCH_SIZE: int = 4
+"""People ``generate`` renders at a time: memory is bounded by one batch whatever ``--num`` is (each
+batch's pictures are written before the next is drawn; only the latents of all people, ``6 · z_dim``
+floats each, are kept to write ``latents.safetensors`` at the end)."""
+
+PICTURES_PER_PERSON: int = 5
+"""Pictures written per person: image, semantic, depth, depth_vis, normals."""
 
 
 def _add_view_arguments(parser: argparse.ArgumentParser) -> None:
@@ -101,32 +116,52 @@ def _metadata(args: argparse.Namespace) -> dict[str, str]:
     )
 
 
-def _report(written: list[Path], who: str, args: argparse.Namespace) -> None:
+def _report(written: list[Path], who: str, args: argparse.Namespace, count: int | None = None) -> None:
+    """Say what was written: ``written`` holds the latents file and some (``count`` in all) of the pictures."""
     pictures = [path for path in written if path.suffix == ".png"]
     latents = next(path for path in written if path.suffix == ".safetensors")
-    print(f"wrote {who}: {len(pictures)} pictures in {pictures[0].parent} ({', '.join(path.name for path in pictures)})")
+    count = len(pictures) if count is None else count
+    names = ", ".join(path.name for path in pictures[:PICTURES_PER_PERSON]) + (", …" if count > PICTURES_PER_PERSON else "")
+    print(f"wrote {who}: {count} pictures in {pictures[0].parent} ({names})")
     print(f"  latents: {latents}")
     print(f"  reproduce: semantichuman-hd generate --latents {shlex.quote(str(latents))} {_settings(args)}")
 
 
 def _generate(args: argparse.Namespace) -> int:
     _check_view_arguments(args)
+    out = check_output_folder(args.out)
     if args.num is not None and args.num <= 0:
         raise ValueError(f"`--num` must be a positive integer, got {args.num}.")
+    if args.batch_size <= 0:
+        raise ValueError(f"`--batch-size` must be a positive integer, got {args.batch_size}.")
     # A missing or unreadable latents file fails before the model loads.
     stored = None if args.latents is None else load_latents(args.latents)
     pipe = load_pipeline(args)
     if stored is not None:
-        latents = load_latents_for(pipe, args.latents, "--latents", latents=stored)
-        if args.num is not None and args.num != latents.shape[0]:
+        stored = load_latents_for(pipe, args.latents, "--latents", latents=stored)
+        if args.num is not None and args.num != stored.shape[0]:
             raise ValueError(
-                f"`--num` is {args.num} but the `--latents` file {args.latents!r} holds {latents.shape[0]} people; leave --num out."
+                f"`--num` is {args.num} but the `--latents` file {args.latents!r} holds {stored.shape[0]} people; leave --num out."
             )
-    else:
-        latents = pipe.sample_latents(args.num or DEFAULT_NUM_IMAGES, generator=generator_for(args))
-    output = _render(pipe, latents, args)
-    written = write_results(output, args.out, **_metadata(args))
-    _report(written, f"{latents.shape[0]} {'person' if latents.shape[0] == 1 else 'people'}", args)
+    total = stored.shape[0] if stored is not None else (args.num or DEFAULT_NUM_IMAGES)
+    generator = generator_for(args)
+    configure_pipeline_progress(pipe, args, "rendering")
+    width = picture_width(total)
+    first_pictures: list[Path] = []
+    drawn: list[torch.Tensor] = []
+    with progress_bar(total, "generate", "person", args) as bar:
+        for start in range(0, total, args.batch_size):
+            count = min(args.batch_size, total - start)
+            # Drawn batch by batch from one generator: the same latents as drawing all at once.
+            latents = stored[start : start + count] if stored is not None else pipe.sample_latents(count, generator=generator)
+            output = _render(pipe, latents, args)
+            written = write_pictures(output, out, start=start, width=width)
+            first_pictures = first_pictures or written
+            drawn.append(output.latents.cpu())
+            del output
+            bar.update(count)
+    latents_path = save_latents(out / "latents.safetensors", torch.cat(drawn), **_metadata(args))
+    _report([*first_pictures, latents_path], f"{total} {'person' if total == 1 else 'people'}", args, count=PICTURES_PER_PERSON * total)
     return 0
 
 
@@ -138,6 +173,7 @@ def _person_latents(pipe, path: str | None, stored: torch.Tensor | None, seed: i
 
 def _try_on(args: argparse.Namespace) -> int:
     _check_view_arguments(args)
+    out = check_output_folder(args.out)
     parts = parse_parts(args.parts)
     # Missing or unreadable latents files fail before the model loads.
     stored_person = None if args.person is None else load_latents(args.person, "--person")
@@ -158,9 +194,13 @@ def _try_on(args: argparse.Namespace) -> int:
             )
     result = pipe.swap_parts(person, garments, parts)
     metadata = _metadata(args)
-    for prefix, latents, who in zip(TRY_ON_PREFIXES, (person, garments, result), ("person A", "person B (garments)", f"A wearing B's {', '.join(parts)}")):
-        written = write_results(_render(pipe, latents, args), args.out, prefix=prefix, **metadata, try_on_parts=",".join(parts))
-        _report(written, who, args)
+    configure_pipeline_progress(pipe, args, "rendering")
+    whos = ("person A", "person B (garments)", f"A wearing B's {', '.join(parts)}")
+    with progress_bar(len(TRY_ON_PREFIXES), "try-on", "render", args) as bar:
+        for prefix, latents, who in zip(TRY_ON_PREFIXES, (person, garments, result), whos):
+            written = write_results(_render(pipe, latents, args), out, prefix=prefix, **metadata, try_on_parts=",".join(parts))
+            bar.update()
+            _report(written, who, args)
     return 0
 
 
@@ -170,10 +210,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "generate",
         help="generate people: image, semantic, depth and normal pictures plus their latents",
         description="Generate people from --seed (or from a latents file of an earlier run, which reproduces it) and write "
-        "image_NNN.png, semantic_NNN.png, depth_NNN.png (16-bit mm), normals_NNN.png and latents.safetensors.",
+        "image_NNN.png, semantic_NNN.png, depth_NNN.png (16-bit mm), depth_vis_NNN.png (near = bright), normals_NNN.png "
+        "and latents.safetensors. People are rendered --batch-size at a time and written as they are done.",
     )
     add_model_arguments(parser)
     parser.add_argument("--num", type=int, default=None, help=f"people to generate (default: {DEFAULT_NUM_IMAGES}, or as many as --latents holds)")
+    parser.add_argument(
+        "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"people rendered at a time; memory grows with it, not with --num (default: {DEFAULT_BATCH_SIZE})"
+    )
     parser.add_argument("--latents", default=None, metavar="FILE", help="latents.safetensors of an earlier run: reproduce or re-pose its people")
     _add_view_arguments(parser)
     parser.add_argument("--out", default="outputs/generate", metavar="DIR", help="output folder (default: outputs/generate)")
