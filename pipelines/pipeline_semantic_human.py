@@ -37,6 +37,14 @@ from semantichuman_hd.export import (
     pose_mesh,
     save_mesh,
 )
+from semantichuman_hd.checks import (
+    check_choice,
+    check_finite_number,
+    check_finite_tensor,
+    check_generator,
+    check_non_negative_int,
+    check_positive_int,
+)
 from semantichuman_hd.hub_mixin import SemanticHubMixin
 from semantichuman_hd.pipelines.pipeline_output import SemanticHumanPipelineOutput
 from semantichuman_hd.presets import get_preset
@@ -54,6 +62,15 @@ OUTPUT_TYPES: tuple[str, ...] = ("pil", "np", "pt")
 
 DEFAULT_BODY_POSE: str = "a-pose"
 """Pose of generated people when no ``body_pose`` is given (DeepFashion's people mostly stand so)."""
+
+MAX_ABS_BETAS: float = 10.0
+"""Largest ``|betas|`` accepted. Shape coefficients are in standard deviations of the body model's shape
+space (the procedural dataset draws them from N(0, 1), clipped): ±10 leaves room for unusual bodies
+and refuses values that no longer describe a person."""
+
+MAX_RENDER_RESOLUTION: int = 4096
+"""Largest ``low_resolution``/``high_resolution`` a pipeline accepts (the paper renders 256² and 1024²):
+one 4096² stage-2 render already holds 16.8 M rays × 11 samples."""
 
 
 class SemanticHumanPipeline(SemanticHubMixin, DiffusionPipeline):
@@ -98,13 +115,16 @@ class SemanticHumanPipeline(SemanticHubMixin, DiffusionPipeline):
         composition: str = "sum_density",
     ):
         super().__init__()
-        if selection_mode not in SELECTION_MODES:
-            raise ValueError(f"`selection_mode` must be one of {list(SELECTION_MODES)}, got {selection_mode!r}.")
-        if composition not in COMPOSITIONS:
-            raise ValueError(f"`composition` must be one of {list(COMPOSITIONS)}, got {composition!r}.")
-        for name, value in (("low_resolution", low_resolution), ("high_resolution", high_resolution), ("num_stratified", num_stratified)):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        check_choice(selection_mode, SELECTION_MODES, "selection_mode")
+        check_choice(composition, COMPOSITIONS, "composition")
+        for name, value in (("low_resolution", low_resolution), ("high_resolution", high_resolution)):
+            if check_positive_int(value, name) > MAX_RENDER_RESOLUTION:
+                raise ValueError(f"`{name}` must be at most {MAX_RENDER_RESOLUTION}, got {value!r}.")
+        check_positive_int(num_stratified, "num_stratified")
+        check_non_negative_int(num_importance, "num_importance")
+        check_finite_number(truncation_psi, "truncation_psi")
+        if not isinstance(depth_aggregation, bool):
+            raise ValueError(f"`depth_aggregation` must be True or False, got {depth_aggregation!r}.")
         if high_resolution % low_resolution:
             raise ValueError(f"`high_resolution` ({high_resolution}) must be a multiple of `low_resolution` ({low_resolution}).")
         self.register_modules(mapper=mapper, local_generators=local_generators, super_resolution=super_resolution)
@@ -166,36 +186,61 @@ class SemanticHumanPipeline(SemanticHubMixin, DiffusionPipeline):
 
     def sample_latents(self, num_images: int = 1, generator: torch.Generator | None = None, same_for_all_parts: bool = True) -> torch.Tensor:
         """``(B, K, z_dim)`` standard-normal latents; by default one z shared by all parts (as in training)."""
-        _check_positive_int(num_images, "num_images")
+        check_positive_int(num_images, "num_images")
+        check_generator(generator)
         shape = (num_images, 1 if same_for_all_parts else NUM_PARTS, self.z_dim)
         latents = torch.randn(shape, generator=generator, device=generator.device if generator is not None else "cpu")
         return latents.expand(num_images, NUM_PARTS, self.z_dim).clone().to(self.device)
 
     def check_latents(self, latents: torch.Tensor, argument: str = "latents") -> torch.Tensor:
-        if not isinstance(latents, torch.Tensor) or latents.ndim != 3 or latents.shape[1:] != (NUM_PARTS, self.z_dim):
-            shape = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
-            raise ValueError(f"`{argument}` must be a tensor of shape (B, {NUM_PARTS}, {self.z_dim}), got {shape}.")
-        if not torch.isfinite(latents).all():
-            raise ValueError(f"`{argument}` contains NaN or infinite values.")
+        """``latents`` as float32 on the pipeline's device, if they are a non-empty finite floating-point
+        tensor ``(B, K, z_dim)``; a ``ValueError`` naming ``argument`` otherwise."""
+        check_finite_tensor(latents, argument, (None, NUM_PARTS, self.z_dim))
         return latents.to(self.device, torch.float32)
+
+    def check_inputs(
+        self,
+        num_images: int,
+        generator: torch.Generator | None,
+        latents: torch.Tensor | None,
+        truncation_psi: float | None,
+        betas,
+        body_pose,
+        view_angle,
+        global_orient,
+        resolution: str,
+        output_type: str,
+    ) -> None:
+        """Check the arguments of :meth:`__call__` before any work, each once, with a ``ValueError`` naming
+        the argument, the value and what is allowed (see :mod:`semantichuman_hd.checks`)."""
+        check_choice(resolution, RESOLUTIONS, "resolution")
+        check_choice(output_type, OUTPUT_TYPES, "output_type")
+        check_generator(generator)
+        if latents is None:
+            check_positive_int(num_images, "num_images")
+            batch = num_images
+        else:
+            check_finite_tensor(latents, "latents", (None, NUM_PARTS, self.z_dim))
+            batch = latents.shape[0]
+        if truncation_psi is not None:
+            check_finite_number(truncation_psi, "truncation_psi")
+        _check_body_vector(betas, batch, NUM_BETAS, "betas", max_abs=MAX_ABS_BETAS)
+        _check_body_vector(body_pose, batch, BODY_POSE_DIM, "body_pose")
+        _check_body_vector(global_orient, batch, GLOBAL_ORIENT_DIM, "global_orient")
+        _check_view_angle(view_angle, batch)
 
     # -- generation --------------------------------------------------------------------------------
 
     def _pose_bodies(self, batch: int, betas, body_pose, global_orient, view_angle) -> PosedBody:
+        """Posed, centred bodies from arguments :meth:`check_inputs` has checked."""
         device = self.device
-        betas = _batched(betas, batch, NUM_BETAS, "betas", device)
+        betas = _as_batch(betas, batch, NUM_BETAS, device)
         if body_pose is None:
             body_pose = NAMED_POSES[DEFAULT_BODY_POSE]
-        body_pose = _batched(body_pose, batch, BODY_POSE_DIM, "body_pose", device)
-        global_orient = _batched(global_orient, batch, GLOBAL_ORIENT_DIM, "global_orient", device)
+        body_pose = _as_batch(body_pose, batch, BODY_POSE_DIM, device)
+        global_orient = _as_batch(global_orient, batch, GLOBAL_ORIENT_DIM, device)
         if view_angle is not None:
-            try:
-                angle = torch.as_tensor(view_angle, dtype=torch.float32)
-            except (TypeError, ValueError, RuntimeError) as error:
-                raise ValueError(f"`view_angle` must be a number or a (B,) tensor of radians, got {view_angle!r}.") from error
-            if not torch.isfinite(angle).all():
-                raise ValueError(f"`view_angle` must be finite, got {view_angle!r}.")
-            global_orient = yaw_global_orient(global_orient, angle.to(device))
+            global_orient = yaw_global_orient(global_orient, torch.as_tensor(view_angle, dtype=torch.float32).to(device))
         return pose_centred(self.deformer, betas=betas, body_pose=body_pose, global_orient=global_orient)
 
     @property
@@ -288,17 +333,12 @@ class SemanticHumanPipeline(SemanticHubMixin, DiffusionPipeline):
             output_type (`str`): ``"pil"``, ``"np"`` or ``"pt"``.
             return_dict (`bool`): a :class:`SemanticHumanPipelineOutput` or a tuple.
         """
-        if resolution not in RESOLUTIONS:
-            raise ValueError(f"`resolution` must be one of {list(RESOLUTIONS)}, got {resolution!r}.")
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"`output_type` must be one of {list(OUTPUT_TYPES)}, got {output_type!r}.")
+        self.check_inputs(num_images, generator, latents, truncation_psi, betas, body_pose, view_angle, global_orient, resolution, output_type)
         if latents is None:
             latents = self.sample_latents(num_images, generator)
         else:
-            latents = self.check_latents(latents)
+            latents = latents.to(self.device, torch.float32)
         psi = self.config.truncation_psi if truncation_psi is None else truncation_psi
-        if not (isinstance(psi, (int, float)) and math.isfinite(psi)):
-            raise ValueError(f"`truncation_psi` must be a finite number, got {psi!r}.")
         batch = latents.shape[0]
 
         stages = 3 if resolution == "low" else 4  # each step counted once it is done, named while it runs
@@ -383,12 +423,9 @@ class SemanticHumanPipeline(SemanticHubMixin, DiffusionPipeline):
         """The canonical part field of people ``latents (B, K, z_dim)``, evaluated without gradients:
         ``(points (B, N, 3), part_mask (B, N, K) | None) → (Δsdf (B, N, K), rgb_logits (B, N, K, 3))``
         from the stage-1 tri-planes (``resolution="low"``) or the super-resolved ones (``"high"``)."""
-        if resolution not in RESOLUTIONS:
-            raise ValueError(f"`resolution` must be one of {list(RESOLUTIONS)}, got {resolution!r}.")
+        check_choice(resolution, RESOLUTIONS, "resolution")
         latents = self.check_latents(latents)
-        psi = self.config.truncation_psi if truncation_psi is None else truncation_psi
-        if not (isinstance(psi, (int, float)) and math.isfinite(psi)):
-            raise ValueError(f"`truncation_psi` must be a finite number, got {psi!r}.")
+        psi = self.config.truncation_psi if truncation_psi is None else check_finite_number(truncation_psi, "truncation_psi")
         ws = self.mapper(latents, truncation_psi=psi)
         lr = self.local_generators.synthesize(ws)
         if resolution == "low":
@@ -441,9 +478,11 @@ class SemanticHumanPipeline(SemanticHubMixin, DiffusionPipeline):
         """
         if path is not None:
             check_mesh_path(path)
-        if resolution not in RESOLUTIONS:
-            raise ValueError(f"`resolution` must be one of {list(RESOLUTIONS)}, got {resolution!r}.")
+        check_choice(resolution, RESOLUTIONS, "resolution")
         check_grid_resolution(grid_resolution)
+        _check_body_vector(betas, 1, NUM_BETAS, "betas", max_abs=MAX_ABS_BETAS)
+        _check_body_vector(body_pose, 1, BODY_POSE_DIM, "body_pose")
+        _check_body_vector(global_orient, 1, GLOBAL_ORIENT_DIM, "global_orient")
         latents = self._one_person(latents)
         names = None if part is None else [PARTS[k] for k in part_indices(part, "part")]
         if names is not None and len(set(names)) != len(names):
@@ -454,9 +493,9 @@ class SemanticHumanPipeline(SemanticHubMixin, DiffusionPipeline):
             if body_pose is None:
                 body_pose = self.body_model.canonical_body_pose(1)
             posed = deformer.pose(
-                betas=_batched(betas, 1, NUM_BETAS, "betas", self.device),
-                body_pose=_batched(body_pose, 1, BODY_POSE_DIM, "body_pose", self.device),
-                global_orient=_batched(global_orient, 1, GLOBAL_ORIENT_DIM, "global_orient", self.device),
+                betas=_as_batch(betas, 1, NUM_BETAS, self.device),
+                body_pose=_as_batch(body_pose, 1, BODY_POSE_DIM, self.device),
+                global_orient=_as_batch(global_orient, 1, GLOBAL_ORIENT_DIM, self.device),
             )
 
         result = extract_meshes(
@@ -480,7 +519,7 @@ class SemanticHumanPipeline(SemanticHubMixin, DiffusionPipeline):
     def _render_frames(self, latents: torch.Tensor, num_frames: int, frames_per_batch: int, per_frame, **kwargs) -> list[PIL.Image.Image]:
         """Render one person ``num_frames`` times through :meth:`__call__`, ``frames_per_batch`` at a
         time; ``per_frame(slice)`` gives the per-frame arguments of a batch."""
-        _check_positive_int(frames_per_batch, "frames_per_batch")
+        check_positive_int(frames_per_batch, "frames_per_batch")
         frames: list[PIL.Image.Image] = []
         for start in range(0, num_frames, frames_per_batch):
             frame_slice = slice(start, min(start + frames_per_batch, num_frames))
@@ -515,9 +554,8 @@ class SemanticHumanPipeline(SemanticHubMixin, DiffusionPipeline):
             :func:`semantichuman_hd.export.save_video`).
         """
         latents = self._one_person(latents)
-        _check_positive_int(num_frames, "num_frames")
-        if not (isinstance(start_angle, (int, float)) and math.isfinite(start_angle)):
-            raise ValueError(f"`start_angle` must be a finite number of radians, got {start_angle!r}.")
+        check_positive_int(num_frames, "num_frames")
+        check_finite_number(start_angle, "start_angle", unit="radians")
         angles = start_angle + 2 * math.pi * torch.arange(num_frames, dtype=torch.float32) / num_frames
         return self._render_frames(
             latents,
@@ -587,20 +625,43 @@ def semantic_picture(masks: torch.Tensor) -> torch.Tensor:
     return coloured + (1 - masks.sum(1, keepdim=True)).clamp(0, 1) * background
 
 
-def _check_positive_int(value, argument: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"`{argument}` must be a positive integer, got {value!r}.")
+def _check_body_vector(value, batch: int, dim: int, argument: str, max_abs: float | None = None) -> None:
+    """``value`` must be None or a ``(batch, dim)``, ``(1, dim)`` or ``(dim,)`` array of finite numbers (each
+    of magnitude at most ``max_abs`` when given)."""
+    if value is None:
+        return
+    try:
+        tensor = torch.as_tensor(value, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise ValueError(f"`{argument}` must be a ({batch}, {dim}) or ({dim},) tensor of numbers, got {type(value).__name__}.") from error
+    shape = tuple(tensor.shape)
+    if not (shape == (dim,) or (len(shape) == 2 and shape[1] == dim and shape[0] in (1, batch))):
+        raise ValueError(f"`{argument}` must have shape ({batch}, {dim}) or ({dim},), got {shape}.")
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"`{argument}` contains NaN or infinite values.")
+    if max_abs is not None and tensor.abs().max() > max_abs:
+        raise ValueError(f"`{argument}` must lie in [-{max_abs:g}, {max_abs:g}], got a value of magnitude {tensor.abs().max().item():g}.")
 
 
-def _batched(value, batch: int, dim: int, argument: str, device) -> torch.Tensor:
-    """``value`` as a ``(batch, dim)`` float tensor: None → zeros; ``(dim,)`` and ``(1, dim)`` broadcast."""
+def _check_view_angle(view_angle, batch: int) -> None:
+    """``view_angle`` must be None, a finite number, or a tensor of ``batch`` (or one) finite angles."""
+    if view_angle is None:
+        return
+    if isinstance(view_angle, bool) or not isinstance(view_angle, (int, float, torch.Tensor, list, tuple)):
+        raise ValueError(f"`view_angle` must be a number or a (B,) tensor of radians, got {view_angle!r}.")
+    try:
+        angle = torch.as_tensor(view_angle, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise ValueError(f"`view_angle` must be a number or a (B,) tensor of radians, got {view_angle!r}.") from error
+    if angle.ndim > 1 or angle.numel() not in (1, batch):
+        raise ValueError(f"`view_angle` must be a scalar or have one value per body ({batch}), got shape {tuple(angle.shape)}.")
+    if not torch.isfinite(angle).all():
+        raise ValueError(f"`view_angle` must be finite, got {view_angle!r}.")
+
+
+def _as_batch(value, batch: int, dim: int, device) -> torch.Tensor:
+    """A checked ``value`` as a ``(batch, dim)`` float tensor: None → zeros; ``(dim,)`` and ``(1, dim)`` broadcast."""
     if value is None:
         return torch.zeros(batch, dim, device=device)
     tensor = torch.as_tensor(value, dtype=torch.float32, device=device)
-    if tensor.ndim == 1:
-        tensor = tensor.unsqueeze(0)
-    if tensor.ndim != 2 or tensor.shape[1] != dim or tensor.shape[0] not in (1, batch):
-        raise ValueError(f"`{argument}` must have shape ({batch}, {dim}) or ({dim},), got {tuple(torch.as_tensor(value).shape)}.")
-    if not torch.isfinite(tensor).all():
-        raise ValueError(f"`{argument}` contains NaN or infinite values.")
-    return tensor.expand(batch, dim).contiguous()
+    return tensor.reshape(-1, dim).expand(batch, dim).contiguous()
