@@ -36,6 +36,7 @@ import itertools
 import math
 import os
 import secrets
+import shlex
 import shutil
 import tempfile
 import threading
@@ -399,7 +400,10 @@ class SemanticHumanSpace:
             return NAMED_POSES[pose], None
         if not motion_file:
             raise ValueError("the pose 'frame of an AMASS .npz' needs an uploaded AMASS .npz file (with `poses` and `trans`).")
-        motion = load_amass(motion_file)
+        try:
+            motion = load_amass(motion_file)
+        except (ValueError, FileNotFoundError) as error:  # name the upload, not the server's copy of it
+            raise ValueError(str(error).replace(str(motion_file), Path(motion_file).name)) from error
         if len(motion) == 0:
             raise ValueError(f"the uploaded motion {Path(motion_file).name!r} has no frames.")
         frame = _whole_number(motion_frame, "the motion frame", 0, len(motion) - 1)
@@ -432,13 +436,24 @@ class SemanticHumanSpace:
             )
         return pictures
 
-    def _describe(self, title: str, part_seeds: Sequence[int], pictures: Pictures, resolution: str) -> str:
+    def command_line(self, part_seeds: Sequence[int], pose: str, view_angle: float, truncation: float, resolution: str) -> str | None:
+        """The ``semantichuman-hd generate`` command that draws the same pictures, when there is one: six
+        equal seeds and a named pose."""
+        if len(set(part_seeds)) != 1 or pose == MOTION_POSE:
+            return None
+        model = f"--preset {self.model.name.removeprefix('preset ')}" if self.model.random_weights else f"--model {shlex.quote(self.model.name)}"
+        return (
+            f"semantichuman-hd generate {model} --seed {part_seeds[0]} --num 1 --pose {pose} --view-angle {view_angle:g} "
+            f"--truncation-psi {truncation:g} --resolution {resolution}"
+        )
+
+    def _describe(self, title: str, part_seeds: Sequence[int], pictures: Pictures, resolution: str, command: str | None = None) -> str:
         seeds = ", ".join(f"{name} {seed}" for name, seed in zip(PARTS, part_seeds))
         shares = ", ".join(f"{name} {share:.0%}" for name, share in pictures.coverage.items() if share >= 0.005) or "none (empty render)"
         size = pictures.image.size[0]
         lines = [f"**{title}** — {resolution} resolution ({size}×{size}), model: {self.model.name}.", f"Part seeds: {seeds}.", f"Visible parts: {shares}."]
-        if len(set(part_seeds)) == 1:
-            lines.append(f"Same person on the command line: `semantichuman-hd generate --seed {part_seeds[0]} --resolution {resolution}`.")
+        if command:
+            lines.append(f"The same pictures on the command line: `{command}`")
         return "\n\n".join(lines)
 
     @_user_errors
@@ -454,7 +469,8 @@ class SemanticHumanSpace:
         seeds = check_seeds([body, tops, outerwear, bottoms, shoes, accessories])
         progress(0.0, desc="Rendering person A")
         (pictures,) = self._render(self.person_latents(seeds), pose, motion_file, motion_frame, view_angle, truncation, resolution)
-        return pictures.image, pictures.semantic, pictures.normals, pictures.depth, self._describe("Person A", seeds, pictures, resolution)
+        command = self.command_line(seeds, pose, view_angle, truncation, resolution)  # the inputs are checked by now
+        return pictures.image, pictures.semantic, pictures.normals, pictures.depth, self._describe("Person A", seeds, pictures, resolution, command)
 
     @_user_errors
     def generate(
