@@ -1,4 +1,4 @@
-"""The semantic mapper: latents z → K part codes w_k (DESIGN.md §3)."""
+"""The semantic mapper: latents z → K part codes w_k (docs/method.md §3)."""
 
 from __future__ import annotations
 
@@ -26,13 +26,19 @@ DEFAULT_MAPPING_LAYERS: int = 2
 class SemanticMapper(ModelMixin, ConfigMixin):
     r"""Maps one latent per part to that part's codes, ``latents (B, K, z_dim) → ws (B, K, num_ws, w_dim)``.
 
-    A StyleGAN2 mapping MLP whose last layer has one head per part: a shared trunk
-    (``num_layers - 1`` equalised-lr layers with leaky ReLU) followed by K per-part output layers. This is
-    exactly "one MLP producing K·w_dim outputs, of which part k takes its block from the row of its own
-    latent z_k", but computes only the needed block. In training the caller passes the same z for all parts
-    (``sample_latents(same_for_all_parts=True)``), so one z makes K (different) part codes; at inference
-    each part's code depends on ``latents[:, k]`` only, so any part can be resampled, swapped or
-    interpolated without touching the others. Each part code is repeated for the ``num_ws`` layers of
+    A StyleGAN2 mapping MLP: a shared trunk (``num_layers - 1`` equalised-lr layers with leaky ReLU)
+    followed by the output layer, which is either
+
+    * one head per part (``part_heads=True``, the default and what every preset uses): exactly "one MLP
+      producing K·w_dim outputs, of which part k takes its block from the row of its own latent z_k",
+      computing only the needed block. A z shared by all parts makes K *different* part codes;
+    * one head shared by all parts (``part_heads=False``, the paper's mapper): ``w_k = MLP(z_k)`` with the
+      same MLP for every part, so a z shared by all parts makes ONE code w for all K parts, as the paper
+      constrains the K codes to be equal during training (docs/method.md §3).
+
+    In training the caller passes the same z for all parts (``sample_latents(same_for_all_parts=True)``);
+    at inference each part's code depends on ``latents[:, k]`` only, so any part can be resampled, swapped
+    or interpolated without touching the others. Each part code is repeated for the ``num_ws`` layers of
     that part's synthesis network (an edit swaps a part's whole block of codes).
 
     A per-part average code ``w_avg (K, w_dim)`` is tracked during training and used for truncation.
@@ -45,6 +51,7 @@ class SemanticMapper(ModelMixin, ConfigMixin):
         num_layers (`int`): Layers of the MLP (at least 1; the last one is per part).
         lr_multiplier (`float`): Learning-rate multiplier of every layer (0.01).
         w_avg_beta (`float`): Decay of the tracked average code (0.998).
+        part_heads (`bool`): One output layer per part (True) or one shared by all parts (False, the paper's).
     """
 
     @register_to_config
@@ -57,12 +64,15 @@ class SemanticMapper(ModelMixin, ConfigMixin):
         num_layers: int = DEFAULT_MAPPING_LAYERS,
         lr_multiplier: float = MAPPING_LR_MULTIPLIER,
         w_avg_beta: float = W_AVG_BETA,
+        part_heads: bool = True,
     ):
         super().__init__()
         for name, value in (("z_dim", z_dim), ("w_dim", w_dim), ("num_parts", num_parts), ("num_ws", num_ws), ("num_layers", num_layers)):
             check_positive_int(value, name)
         check_positive_number(lr_multiplier, "lr_multiplier")
         check_number_in_range(w_avg_beta, "w_avg_beta", 0, 1, include_high=False)
+        if not isinstance(part_heads, bool):
+            raise ValueError(f"`part_heads` must be True or False, got {part_heads!r}.")
         widths = [z_dim] + [w_dim] * num_layers
         self.trunk = nn.Sequential(
             *[
@@ -70,7 +80,10 @@ class SemanticMapper(ModelMixin, ConfigMixin):
                 for fan_in, fan_out in zip(widths[:-2], widths[1:-1])
             ]
         )
-        self.heads = GroupedFullyConnected(num_parts, widths[-2], w_dim, activation="lrelu", lr_multiplier=lr_multiplier)
+        if part_heads:
+            self.heads = GroupedFullyConnected(num_parts, widths[-2], w_dim, activation="lrelu", lr_multiplier=lr_multiplier)
+        else:
+            self.heads = FullyConnected(widths[-2], w_dim, activation="lrelu", lr_multiplier=lr_multiplier)
         self.register_buffer("w_avg", torch.zeros(num_parts, w_dim))
 
     def forward(
