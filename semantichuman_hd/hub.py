@@ -12,9 +12,14 @@ A pipeline folder, as :meth:`SemanticHumanPipeline.save_pretrained` writes it an
 :func:`resolve_pipeline_folder` turns a folder or a Hub repo id into a local folder (a repo id through
 ``huggingface_hub.snapshot_download``, which honours ``HF_HOME``, ``HF_HUB_CACHE`` and
 ``HF_HUB_OFFLINE``); :func:`check_pipeline_folder` checks it before diffusers loads it, so that a
-missing, truncated or altered weights file, a folder that is not a pipeline or a component class from
-elsewhere fails with a message naming the file and what is allowed. Weights are only ever read from
-safetensors: nothing is unpickled, and no code named by a repository is imported.
+missing, truncated or altered weights file, weights with missing or unexpected tensors, a folder that
+is not a pipeline, or a component class other than the expected one fails with a message naming the
+file and what is allowed. Weights are only ever read from safetensors: nothing is unpickled, and no
+code named by a repository is imported (each component must name exactly its expected class, which the
+pipeline has already imported). A folder without ``weights_sha256.json`` is refused unless the caller
+passes ``trust_unverified_weights=True``: the manifest guards against altered or corrupted files, so
+deleting it must not switch the check off. (It is not a signature: whoever can rewrite the weights can
+rewrite the manifest too; trust the folder's source.)
 """
 
 from __future__ import annotations
