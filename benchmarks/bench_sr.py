@@ -1,4 +1,4 @@
-"""Guided vs brute-force super-resolution rendering: decoder queries, wall-clock and PSNR (DESIGN.md §4).
+"""Guided vs brute-force super-resolution rendering: decoder queries, wall-clock and PSNR (docs/method.md §5).
 
 Renders the same high-resolution field three ways and prints JSON:
 

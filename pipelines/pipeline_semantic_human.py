@@ -1,6 +1,6 @@
 """``SemanticHumanPipeline``: semantic mapper → K local tri-plane generators → volume rendering of the
 posed body at low resolution → (optionally) the 3D-aware super-resolution renderer guided by the
-low-resolution depth and semantics (DESIGN.md §3–4)."""
+low-resolution depth and semantics (docs/method.md §3–§5)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 ``from semantichuman_hd import PARTS`` stays cheap (no torch, no diffusers): the pipeline and the model
 classes are imported on first access (``semantichuman_hd.SemanticHumanPipeline``), and importing the
 pipeline imports every component module, which diffusers ≥ 0.42.1 needs before it can load a
-``model_index.json`` (DESIGN.md §8).
+``model_index.json`` (docs/method.md §8).
 """
 
 from __future__ import annotations

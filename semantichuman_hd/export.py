@@ -1,7 +1,7 @@
 """Meshes of generated people (per part or whole) and frame sequences (turntables, animations) as files.
 
 **Part meshes.** In canonical space part ``k`` fills the region where its signed distance is positive
-(DESIGN.md §3)::
+(docs/method.md §2)::
 
     sdf_k(x) = SDF_body(x) + Δsdf_k(x)
 

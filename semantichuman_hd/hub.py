@@ -1,4 +1,4 @@
-"""Pipeline folders and the Hugging Face Hub (DESIGN.md §8).
+"""Pipeline folders and the Hugging Face Hub (docs/method.md §8).
 
 A pipeline folder, as :meth:`SemanticHumanPipeline.save_pretrained` writes it and as a Hub repo holds it::
 
@@ -72,7 +72,7 @@ PICKLE_SUFFIXES: tuple[str, ...] = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 LIBRARY_NAME: str = "semantichuman-hd"
 """``library_name`` of the model card: the package's distribution name. Not ``diffusers``, for which the Hub
-shows a ``DiffusionPipeline.from_pretrained`` snippet that cannot resolve this pipeline (DESIGN.md §8)."""
+shows a ``DiffusionPipeline.from_pretrained`` snippet that cannot resolve this pipeline (docs/method.md §8)."""
 
 MODEL_CARD_TAGS: tuple[str, ...] = ("3d-human-generation", "semantic-disentanglement", "virtual-try-on", "neural-rendering", "semantichuman-hd")
 """Tags of the model card (those of the project's ``model_card.md``)."""

@@ -1,4 +1,4 @@
-"""The six semantic parts of a clothed human (DESIGN.md §2) and helpers to name them.
+"""The six semantic parts of a clothed human (docs/method.md §1) and helpers to name them.
 
 Every per-part tensor in the package orders its K axis as :data:`PARTS`.
 """

@@ -114,7 +114,7 @@ PRESETS: dict[str, PresetConfig] = {
         num_stratified=24,
         num_importance=24,
     ),
-    # DESIGN.md §3–4: z = w = 512, 256² planes of 3 × 16 channels (512 channels up to 64², 256 at 128²,
+    # docs/method.md §3 and §5: z = w = 512, 256² planes of 3 × 16 channels (512 channels up to 64², 256 at 128²,
     # 128 at 256²), 1024² HR planes, renders at 256² and 1024², 36 + 36 samples per ray.
     "paper": _preset(
         z_dim=512,

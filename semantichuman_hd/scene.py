@@ -1,7 +1,7 @@
 """A posed scene: the body (deformer + SDF prior) and canonical part fields, seen as one posed-space
 :class:`~semantichuman_hd.rendering.fields.PartField` that the volume renderer queries.
 
-Per part ``k`` at a posed point ``x`` (DESIGN.md §3)::
+Per part ``k`` at a posed point ``x`` (docs/method.md §2)::
 
     x_c   = deformer(x)                              # posed → canonical
     sdf_k = SDF_body(x_c) + Δsdf_k(x_c)              # fixed body prior + the part's residual

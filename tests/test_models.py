@@ -465,7 +465,7 @@ def test_presets_are_consistent_and_demo_is_small():
 
 
 def test_paper_channels():
-    """512 channels up to 64², 256 at 128², 128 at 256² (DESIGN.md §3)."""
+    """512 channels up to 64², 256 at 128², 128 at 256² (docs/method.md §3)."""
     with torch.device("meta"):
         generators = LocalGenerators(**PRESETS["paper"].local_generators)
     channels = {block.resolution: block.conv1.conv.out_channels for block in generators.blocks}

@@ -1,4 +1,4 @@
-"""Decoder queries of the 3D-aware super-resolution renderer (DESIGN.md §4).
+"""Decoder queries of the 3D-aware super-resolution renderer (docs/method.md §5).
 
 The guided high-resolution render decodes at most :data:`NUM_GUIDED_SAMPLES` (11) samples per foreground
 pixel in ``"argmax"`` mode (11 × the selected parts in ``"threshold"`` mode) and nothing at all on the
@@ -24,7 +24,7 @@ HIGH_RESOLUTION = 64
 SCALE = HIGH_RESOLUTION // LOW_RESOLUTION
 NUM_STRATIFIED = 36
 NUM_IMPORTANCE = 36
-BRUTE_FORCE_QUERIES_PER_RAY = (NUM_STRATIFIED + NUM_IMPORTANCE) * NUM_PARTS  # 432 (DESIGN.md §1)
+BRUTE_FORCE_QUERIES_PER_RAY = (NUM_STRATIFIED + NUM_IMPORTANCE) * NUM_PARTS  # 432 (docs/method.md §4)
 
 
 class RecordingField:

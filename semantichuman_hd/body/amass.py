@@ -1,4 +1,4 @@
-"""Motion sequences in the AMASS layout (DESIGN.md §3), turned into SMPL body poses for animation.
+"""Motion sequences in the AMASS layout (docs/method.md §2), turned into SMPL body poses for animation.
 
 An AMASS ``.npz`` holds:
 

@@ -1,4 +1,4 @@
-"""The parametric body (DESIGN.md §3): SMPL or the open procedural body, behind one interface.
+"""The parametric body (docs/method.md §2): SMPL or the open procedural body, behind one interface.
 
 :class:`BodyModel` wraps ``smplx.SMPL``. The model arrays are handed to smplx through its
 ``data_struct`` argument, so smplx itself never unpickles anything: a licensed SMPL file is read by the

@@ -1,4 +1,4 @@
-"""Posed → canonical deformation by inverse linear blend skinning (DESIGN.md §3), in pure PyTorch.
+"""Posed → canonical deformation by inverse linear blend skinning (docs/method.md §2), in pure PyTorch.
 
 Forward skinning of a canonical point ``x_c`` (canonical pose, betas 0)::
 

@@ -1,7 +1,7 @@
 """The open body model: a human body generated deterministically by code, in the SMPL file format.
 
 Real SMPL files may not be redistributed, so the package ships a body of its own that shares SMPL's
-skeleton (the 24 joints, their order and kinematic tree, DESIGN.md §3), its coordinate frame (y up,
+skeleton (the 24 joints, their order and kinematic tree, docs/method.md §2), its coordinate frame (y up,
 facing +z, the person's left side at +x, T-pose at rest, pelvis joint near the origin, about 1.7 m tall)
 and its file layout (``v_template``, ``shapedirs``, ``posedirs``, ``J_regressor``, ``weights``,
 ``kintree_table``, ``f``), so ``smplx.SMPL`` reads it unchanged and a licensed SMPL file drops in.

@@ -1,4 +1,4 @@
-"""The canonical body SDF prior (DESIGN.md §3): signed distance to the canonical body mesh, positive
+"""The canonical body SDF prior (docs/method.md §2): signed distance to the canonical body mesh, positive
 inside, stored on a voxel grid and sampled trilinearly. Computed once per body model with libigl's
 winding-number signed distance and cached in the user cache directory as safetensors."""
 

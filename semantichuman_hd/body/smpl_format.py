@@ -1,4 +1,4 @@
-"""The SMPL body model file format: joint names, kinematic tree and array shapes (DESIGN.md §3).
+"""The SMPL body model file format: joint names, kinematic tree and array shapes (docs/method.md §2).
 
 Both the open procedural body and a user's licensed SMPL file share these facts, so motion data and
 SMPL fits drop in unchanged.

@@ -1,5 +1,5 @@
 """Prepare DeepFashion-MultiModal for training: parsing maps → part labels, white square padding,
-resizing, and the user's SMPL/camera fits joined per image (DESIGN.md §2, §6).
+resizing, and the user's SMPL/camera fits joined per image (docs/method.md §1, §7).
 
 Inputs (docs/dataset_format.md has the details):
 

@@ -1,4 +1,4 @@
-"""Label maps: DeepFashion-MultiModal's 24 parsing labels grouped into the six parts (DESIGN.md §2),
+"""Label maps: DeepFashion-MultiModal's 24 parsing labels grouped into the six parts (docs/method.md §1),
 and colour-coded pictures of part label maps.
 
 Part label maps hold ``0`` for background and ``k + 1`` for part ``k`` of
@@ -66,7 +66,7 @@ _PART_GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 DEEPFASHION_LABEL_TO_PART: dict[int, str | None] = {0: None}
-"""DeepFashion parsing value → part name (None for background), the grouping of DESIGN.md §2."""
+"""DeepFashion parsing value → part name (None for background), the grouping of docs/method.md §1."""
 for _part, _names in _PART_GROUPS.items():
     for _name in _names:
         DEEPFASHION_LABEL_TO_PART[DEEPFASHION_LABEL_NAMES.index(_name)] = _part

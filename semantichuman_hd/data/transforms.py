@@ -1,5 +1,5 @@
 """Picture and label operations of the data pipeline: white padding to square, resizing (label maps
-nearest-neighbour only, DESIGN.md §2), normal-map decoding, and the horizontal mirror of a sample with
+nearest-neighbour only, docs/method.md §1), normal-map decoding, and the horizontal mirror of a sample with
 its camera and SMPL fit.
 
 Pictures are torch tensors in channel-first layout: images ``(3, H, W)``, label maps ``(H, W)`` long,
@@ -87,7 +87,7 @@ def resize_image(image: torch.Tensor, size: int) -> torch.Tensor:
 
 def resize_labels(segm: torch.Tensor, size: int) -> torch.Tensor:
     """Resize an ``(H, W)`` integer label map to ``(size, size)`` by nearest neighour on pixel centres
-    (never blending label indices, DESIGN.md §2)."""
+    (never blending label indices, docs/method.md §1)."""
     if segm.shape[-2:] == (size, size):
         return segm
     resized = F.interpolate(segm[None, None].to(torch.float32), size=(size, size), mode="nearest-exact")[0, 0]

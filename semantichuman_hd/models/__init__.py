@@ -1,4 +1,4 @@
-"""The neural components of SemanticHuman-HD, as diffusers ``ModelMixin``s (DESIGN.md §3–4).
+"""The neural components of SemanticHuman-HD, as diffusers ``ModelMixin``s (docs/method.md §3 and §5).
 
 * :class:`SemanticMapper`: latents ``(B, K, z_dim)`` → part codes ``(B, K, num_ws, w_dim)``.
 * :class:`LocalGenerators`: the K tri-plane generators (batched over parts), their decoders and β.

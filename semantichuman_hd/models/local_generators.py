@@ -1,4 +1,4 @@
-"""The K local generators: one StyleGAN2 tri-plane synthesis network and one decoder per part (DESIGN.md §3)."""
+"""The K local generators: one StyleGAN2 tri-plane synthesis network and one decoder per part (docs/method.md §3)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ BETA_INIT: float = 0.1
 """Initial value of the learnable SDF → density sharpness β (used as ``|β| + 1e-4`` by the renderer)."""
 
 DEFAULT_BOX_WARP: float = 2.0
-"""Side of the canonical box covered by the tri-planes, metres (DESIGN.md: about 1.9)."""
+"""Side of the canonical box covered by the tri-planes, metres (the authors' code: about 1.9; docs/method.md §3)."""
 
 DEFAULT_BOX_CENTER: tuple[float, float, float] = (0.0, -0.3, 0.0)
 """Centre of the canonical box, metres. The canonical SMPL-format body in its T-pose (y up) spans about
@@ -32,7 +32,7 @@ x ∈ [-0.9, 0.9], y ∈ [-1.15, 0.6], z ∈ [-0.15, 0.15] (the open body; real 
 live within 0.1 m of it: a 2 m cube centred here holds all of that."""
 
 DEFAULT_DECODER_HIDDEN: tuple[int, ...] = (16, 32)
-"""Hidden widths of each part decoder: features → 16 → 32 → Δsdf + RGB logits (DESIGN.md §3)."""
+"""Hidden widths of each part decoder: features → 16 → 32 → Δsdf + RGB logits (docs/method.md §3)."""
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """StyleGAN2 building blocks, re-implemented in plain PyTorch, with a GROUP axis of K independent networks.
 
-SemanticHuman-HD runs K = 6 independent StyleGAN2 synthesis networks, one per semantic part (DESIGN.md §3).
+SemanticHuman-HD runs K = 6 independent StyleGAN2 synthesis networks, one per semantic part (docs/method.md §3).
 Every layer here holds the weights of all K networks stacked on a leading group axis and evaluates them
 together, so the K generators cost one grouped convolution per layer and never a Python loop over parts.
 Activations carry the group axis explicitly: feature maps are ``(B, K, C, H, W)`` and codes ``(B, K, w_dim)``.

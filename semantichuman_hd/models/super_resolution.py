@@ -1,4 +1,4 @@
-"""The 3D-aware super-resolution module's networks: high-resolution tri-planes and decoders (DESIGN.md §4).
+"""The 3D-aware super-resolution module's networks: high-resolution tri-planes and decoders (docs/method.md §5).
 
 (The depth- and semantics-guided sampling of stage 2 is in
 :mod:`semantichuman_hd.rendering.guided_sampling`; the rendering in the volume renderer.)
@@ -169,7 +169,7 @@ class SuperResolution3D(TriplaneDecoding, ModelMixin, ConfigMixin):
 
     @torch.no_grad()
     def init_from_local_generators(self, local_generators: LocalGenerators) -> None:
-        """Copy the low-resolution decoders' weights and β into the high-resolution ones (DESIGN.md §4).
+        """Copy the low-resolution decoders' weights and β into the high-resolution ones (docs/method.md §5).
 
         Raises:
             ValueError: If the two models' decoders or boxes differ in configuration.

@@ -1,4 +1,4 @@
-"""Tri-plane features of K parts and the K per-part decoders (DESIGN.md §3).
+"""Tri-plane features of K parts and the K per-part decoders (docs/method.md §3).
 
 A tri-plane stores a feature field on three axis-aligned planes through the canonical box. A point
 ``p = (x, y, z)`` (normalised to ``[-1, 1]³``) reads each plane at its projection and averages the three

@@ -1,7 +1,7 @@
 """Volume rendering: cameras and rays, ray samplers, the K-part compositor.
 
 Rendering receives its scene as a callable :class:`PartField` and never imports the models or the
-body code (DESIGN.md §9).
+body code (docs/method.md §9).
 """
 
 from .cameras import (

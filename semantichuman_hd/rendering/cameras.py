@@ -1,4 +1,4 @@
-"""Pinhole cameras and the rays through their pixels (DESIGN.md §3).
+"""Pinhole cameras and the rays through their pixels (docs/method.md §4).
 
 Conventions (as EG3D / AG3D camera labels):
 
@@ -288,7 +288,7 @@ def orbit_camera(
 
 
 def fixed_camera(batch_size: int = 1, device=None, dtype: torch.dtype | None = None) -> Cameras:
-    """The fixed near-orthographic camera of DESIGN.md §3: normalised focal :data:`FIXED_CAMERA_FOCAL`,
+    """The fixed near-orthographic camera of docs/method.md §4: normalised focal :data:`FIXED_CAMERA_FOCAL`,
     principal point at the image centre, :data:`FIXED_CAMERA_DISTANCE` metres away on the +z axis and
     looking toward −z at the origin. SMPL bodies face +z, so it sees their front; image right is world
     +x and image down is world −y. Novel views rotate the body, not this camera."""

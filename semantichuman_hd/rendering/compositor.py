@@ -1,4 +1,4 @@
-"""The K-part composition of SemanticHuman-HD (DESIGN.md §3) and alpha compositing along rays.
+"""The K-part composition of SemanticHuman-HD (docs/method.md §4) and alpha compositing along rays.
 
 Per sample, part ``k`` has the signed distance ``sdf_k`` (positive inside) and colour logits ``logit_k``.
 The paper composes the parts by summing their DENSITIES::

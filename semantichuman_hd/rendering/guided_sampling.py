@@ -1,4 +1,4 @@
-"""Depth- and semantics-guided sampling of stage 2 (DESIGN.md §4), as pure tensor operations.
+"""Depth- and semantics-guided sampling of stage 2 (docs/method.md §5), as pure tensor operations.
 
 The super-resolution renderer evaluates only :data:`NUM_GUIDED_SAMPLES` samples per high-resolution ray,
 placed from the stage-1 (low-resolution) render, and decodes at each sample only the parts the stage-1

@@ -1,5 +1,5 @@
 """Where to sample along rays: ray–box clipping, stratified depths, and importance depths drawn from a
-coarse pass's weights (DESIGN.md §3: 36 stratified + 36 importance samples per ray).
+coarse pass's weights (docs/method.md §4: 36 stratified + 36 importance samples per ray).
 
 All depths are distances ``t`` along unit ray directions: the sample points are ``o + t · d``.
 """

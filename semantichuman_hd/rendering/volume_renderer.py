@@ -1,4 +1,4 @@
-"""Volume rendering of a K-part field along rays (DESIGN.md §3 and §4).
+"""Volume rendering of a K-part field along rays (docs/method.md §4 and §5).
 
 Stage 1 (:meth:`VolumeRenderer.render`): 36 stratified depths in each ray's ``[near, far]`` (the body's
 box), 36 importance depths drawn from the stratified pass's weights, and the composite over the union
@@ -37,10 +37,10 @@ from .fields import FieldOutput, PartField
 from .ray_sampler import importance_depths, merge_depths, stratified_depths
 
 NUM_STRATIFIED_SAMPLES: int = 36
-"""Stratified samples per ray in stage 1 (DESIGN.md §3)."""
+"""Stratified samples per ray in stage 1 (docs/method.md §4)."""
 
 NUM_IMPORTANCE_SAMPLES: int = 36
-"""Importance samples per ray in stage 1 (DESIGN.md §3); 72 samples per ray in all."""
+"""Importance samples per ray in stage 1 (docs/method.md §4); 72 samples per ray in all."""
 
 DEFAULT_CHUNK_SIZE: int = 16384
 """Rays rendered at once (over the whole batch) by default."""

@@ -569,7 +569,7 @@ def export_part_meshes(
             written by this generator.
         out_dir: Folder for ``<part>.<file_format>`` (created).
         file_format: ``"ply"`` or ``"obj"``.
-        use_sample_shape: Use the sample's betas instead of betas 0 (the canonical body of DESIGN §3).
+        use_sample_shape: Use the sample's betas instead of betas 0 (the canonical body of docs/method.md §2).
         generator: A generator to reuse (its body model); a new one by default.
 
     Returns:
