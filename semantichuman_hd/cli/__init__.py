@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES: tuple[str, ...] = ("body", "data", "generate", "export")
+COMMAND_MODULES: tuple[str, ...] = ("body", "data", "generate", "export", "evaluate")
 """Modules of :mod:`semantichuman_hd.cli` whose ``register`` adds sub-commands, in help order."""
 
 
