@@ -1,0 +1,270 @@
+"""Training configuration: one YAML file per preset and stage (``training/configs/``), overridden by
+``key=value`` arguments on the command line. Every key is a field of :class:`TrainingConfig`; unknown
+keys and bad values fail before any work starts (docs/method.md §6)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import yaml
+
+from semantichuman_hd.generator import RAY_BOUNDS
+from semantichuman_hd.presets import PRESETS
+from semantichuman_hd.rendering.guided_sampling import SELECTION_MODES
+
+LOGGERS: tuple[str, ...] = ("tensorboard", "wandb", "none")
+"""``logger`` values."""
+
+
+@dataclass
+class TrainingConfig:
+    """Everything a training run needs; the YAML files under ``training/configs/`` set these fields."""
+
+    # -- what and where --------------------------------------------------------------------------
+    stage: int = 1
+    """1: mapper, local generators, LR decoders and β; 2: super-resolution only (stage 1 frozen)."""
+    preset: str = "demo"
+    """Model size and render settings (``tiny``, ``demo``, ``paper``) of a fresh stage-1 model."""
+    data_dir: str = ""
+    """Dataset folder (``dataset.json``, ``images/``, ``segm/``, ``normals/``; docs/dataset_format.md)."""
+    output_dir: str = "runs/train"
+    """Where checkpoints, logs, samples and the final pipeline folder go."""
+    stage1_pipeline: Optional[str] = None
+    """Stage 2: the stage-1 pipeline folder (``OUTPUT_DIR/pipeline`` of a stage-1 run). Required there."""
+    init_pipeline: Optional[str] = None
+    """Stage 1: start from this pipeline folder's weights instead of a random ``preset``."""
+    seed: int = 0
+    """Seeds the model initialisation, the data order and every random draw of the loop."""
+
+    # -- schedule --------------------------------------------------------------------------------
+    max_steps: int = 1000
+    """Optimisation steps (each a generator and a discriminator step on one batch)."""
+    batch_size: int = 8
+    """Images per step and process."""
+    gradient_accumulation_steps: int = 1
+    """Batches whose gradients are summed before each optimiser step."""
+    g_lr: float = 0.0025
+    """Generator learning rate (EG3D)."""
+    d_lr: float = 0.002
+    """Discriminator learning rate (EG3D)."""
+    adam_betas: tuple = (0.0, 0.99)
+    """Adam's β1, β2 (before the lazy-regularisation correction)."""
+    adam_eps: float = 1e-8
+    """Adam's ε."""
+
+    # -- rendering -------------------------------------------------------------------------------
+    crop_width: int = 0
+    """Width of the rendered and judged window in LR pixels, centred (0: half the LR size, the 2:1
+    portrait of the paper's people). Must be a power of 2."""
+    num_stratified: int = 0
+    """Stratified samples per ray (0: the preset's)."""
+    num_importance: int = -1
+    """Importance samples per ray (-1: the preset's)."""
+    ray_bounds: str = "capsules"
+    """``capsules`` (skip rays and depths no body shell can reach) or ``box`` (the pipeline's)."""
+    selection_mode: str = "threshold"
+    """Stage 2's semantic-guided sampling (``threshold`` or ``argmax``)."""
+    depth_aggregation: bool = True
+    """Stage 2's 3×3 depth aggregation (False: the "without depth aggregation" ablation)."""
+
+    # -- discriminators and losses ---------------------------------------------------------------
+    d_channel_base: int = 4096
+    """Discriminator channels at a level of longer side r: ``min(d_channel_base // r, d_channel_max)``."""
+    d_channel_max: int = 128
+    """See ``d_channel_base``."""
+    face_size: int = 16
+    """Side of the face crops given to the face discriminators (pixels)."""
+    face_crop_fraction: float = 0.125
+    """Face crop side as a fraction of the image height (the paper: H/8)."""
+    use_normal_discriminators: bool = True
+    """Judge normal maps (needs a dataset with normals)."""
+    use_face_discriminators: bool = True
+    """Judge face crops (image, and normals when those are judged)."""
+    r1_gamma: float = 10.0
+    """R1 weight γ (loss γ/2 · ‖∇D‖²); small batches want a larger γ."""
+    r1_interval: int = 16
+    """Lazy R1: every this many steps (0: never)."""
+    reg_interval: int = 4
+    """Lazy generator regularisation (eikonal, density TV): every this many steps (0: never)."""
+    eikonal_weight: float = 0.1
+    """Weight of the eikonal loss on each part's SDF at canonical shell points."""
+    density_tv_weight: float = 0.1
+    """Weight of the density-TV loss (neighbouring SDF values)."""
+    reg_points: int = 512
+    """Canonical shell points per image for the regularisers."""
+    upsampling_loss: bool = True
+    """Stage 2: the upsampling consistency loss (False: the "without upsampling loss" ablation)."""
+    upsampling_loss_weight: float = 100.0
+    """Stage 2: its weight (the paper: 100 for each of image, masks, normals)."""
+    blur_sigma: float = 2.0
+    """Initial σ (pixels) of the blur of every discriminator input, fading out (EG3D's fade-in)."""
+    blur_fade_kimg: float = 20.0
+    """Thousands of images over which the blur fades to nothing (0: no blur)."""
+    augment_probability: float = 0.0
+    """Probability per sample of a small translation of real and fake discriminator inputs."""
+    augment_max_shift: int = 2
+    """Largest translation in pixels."""
+    ema_kimg: float = 2.5
+    """Half-life of the generator EMA in thousands of images."""
+    ema_rampup: Optional[float] = 0.05
+    """EMA ramp-up ratio (null: none)."""
+
+    # -- data ------------------------------------------------------------------------------------
+    cache_dataset: bool = True
+    """Read every sample once into memory (small datasets at training size)."""
+    mirror: bool = False
+    """Add mirrored copies of the samples."""
+
+    # -- logging and checkpoints -------------------------------------------------------------------
+    logger: str = "tensorboard"
+    """``tensorboard``, ``wandb`` or ``none``."""
+    log_every: int = 10
+    """Steps between scalar logs."""
+    sample_every: int = 200
+    """Steps between sample grids (image | semantics | normals); 0: only at the end."""
+    num_samples: int = 4
+    """People in each sample grid."""
+    checkpointing_steps: int = 200
+    """Steps between checkpoints (0: only at the end)."""
+    checkpoints_total_limit: Optional[int] = 3
+    """Keep at most this many checkpoints (null: all)."""
+    push_to_hub: bool = False
+    """Upload the final pipeline folder to ``hub_model_id``."""
+    hub_model_id: Optional[str] = None
+    """Hub repository ``owner/name`` for ``push_to_hub``."""
+
+    def validate(self) -> "TrainingConfig":
+        """Raise ``ValueError`` naming the first bad value; return self."""
+
+        def positive_int(name: str, minimum: int = 1) -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
+
+        def number(name: str, minimum: float = 0.0, strict: bool = False, maximum: float | None = None) -> None:
+            value = getattr(self, name)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            ok = ok and (value > minimum if strict else value >= minimum) and (maximum is None or value <= maximum)
+            if not ok:
+                bound = f"{'>' if strict else '>='} {minimum}" + ("" if maximum is None else f" and <= {maximum}")
+                raise ValueError(f"`{name}` must be a finite number {bound}, got {value!r}.")
+
+        def choice(name: str, allowed: Sequence) -> None:
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"`{name}` must be one of {list(allowed)}, got {getattr(self, name)!r}.")
+
+        choice("stage", (1, 2))
+        choice("preset", tuple(PRESETS))
+        choice("ray_bounds", RAY_BOUNDS)
+        choice("selection_mode", SELECTION_MODES)
+        choice("logger", LOGGERS)
+        if not isinstance(self.data_dir, str) or not self.data_dir:
+            raise ValueError(f"`data_dir` must name a dataset folder, got {self.data_dir!r}.")
+        if not isinstance(self.output_dir, str) or not self.output_dir:
+            raise ValueError(f"`output_dir` must name a folder, got {self.output_dir!r}.")
+        if self.stage == 2 and not self.stage1_pipeline:
+            raise ValueError("`stage1_pipeline` must name the stage-1 pipeline folder for stage 2 (e.g. RUN1/pipeline), got none.")
+        if self.stage == 2 and self.init_pipeline:
+            raise ValueError("`init_pipeline` is for stage 1; stage 2 starts from `stage1_pipeline`.")
+        for name in ("max_steps", "batch_size", "gradient_accumulation_steps", "face_size", "reg_points", "num_samples", "log_every"):
+            positive_int(name)
+        for name in ("seed", "crop_width", "num_stratified", "r1_interval", "reg_interval", "augment_max_shift", "sample_every", "checkpointing_steps"):
+            positive_int(name, 0)
+        positive_int("num_importance", -1)
+        if self.crop_width and self.crop_width & (self.crop_width - 1):
+            raise ValueError(f"`crop_width` must be 0 or a power of 2, got {self.crop_width!r}.")
+        for name in ("g_lr", "d_lr", "adam_eps"):
+            number(name, strict=True)
+        for name in ("r1_gamma", "eikonal_weight", "density_tv_weight", "upsampling_loss_weight", "blur_sigma", "blur_fade_kimg", "ema_kimg"):
+            number(name)
+        number("augment_probability", maximum=1.0)
+        number("face_crop_fraction", strict=True, maximum=1.0)
+        if self.ema_rampup is not None:
+            number("ema_rampup", strict=True)
+        betas = self.adam_betas
+        if not (isinstance(betas, (list, tuple)) and len(betas) == 2 and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)):
+            raise ValueError(f"`adam_betas` must be two numbers in [0, 1), got {betas!r}.")
+        self.adam_betas = tuple(float(b) for b in betas)
+        if self.checkpoints_total_limit is not None:
+            positive_int("checkpoints_total_limit")
+        if self.push_to_hub and not self.hub_model_id:
+            raise ValueError("`hub_model_id` must be set (owner/name) when `push_to_hub` is true.")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in dataclasses.fields(self)}
+
+
+def _field_types() -> dict[str, Any]:
+    hints = typing.get_type_hints(TrainingConfig)
+    return {f.name: hints[f.name] for f in dataclasses.fields(TrainingConfig)}
+
+
+def _coerce(name: str, value: Any, kind: Any) -> Any:
+    """``value`` (from YAML or a ``key=value`` string) as the field's type; ValueError naming ``name``."""
+    optional = typing.get_origin(kind) is typing.Union and type(None) in typing.get_args(kind)
+    base = next((a for a in typing.get_args(kind) if a is not type(None)), kind) if optional else kind
+    if isinstance(value, str) and base is not str:
+        if optional and value.lower() in ("null", "none", "~", ""):
+            return None
+        value = yaml.safe_load(value)
+    if value is None:
+        if optional:
+            return None
+        raise ValueError(f"`{name}` must not be null.")
+    try:
+        if base is bool:
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if base is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError
+            return value
+        if base is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError
+            return float(value)
+        if base is str:
+            return str(value)
+        if base is tuple:
+            if not isinstance(value, (list, tuple)):
+                raise TypeError
+            return tuple(value)
+    except TypeError:
+        raise ValueError(f"`{name}` must be of type {getattr(base, '__name__', base)}, got {value!r}.") from None
+    return value
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> TrainingConfig:
+    """A validated :class:`TrainingConfig` from a YAML file and ``key=value`` overrides.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        ValueError: For YAML that is not a mapping, unknown keys, malformed overrides or bad values.
+    """
+    types = _field_types()
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"--config {path}: no such file.")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"--config {path} must hold a mapping of keys to values, got {type(loaded).__name__}.")
+        values.update(loaded)
+    for override in overrides:
+        if "=" not in override:
+            raise ValueError(f"overrides must look like key=value, got {override!r}.")
+        key, value = override.split("=", 1)
+        values[key.strip()] = value
+    unknown = sorted(set(values) - set(types))
+    if unknown:
+        raise ValueError(f"unknown configuration keys {unknown}; allowed keys: {sorted(types)}.")
+    config = TrainingConfig(**{key: _coerce(key, value, types[key]) for key, value in values.items()})
+    return config.validate()

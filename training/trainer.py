@@ -1,0 +1,624 @@
+"""The two-stage adversarial training loop with Accelerate (docs/method.md §6).
+
+Per step (one batch per process), with one ``accelerator.accumulate(G, D)``:
+
+1. **G**: render fakes of fresh latents posed and seen as the batch's labels; non-saturating loss of
+   every discriminator (image, semantic, normal, face image, face normal; stage 2 without semantic)
+   plus, in stage 2, the upsampling consistency loss; every ``reg_interval`` steps the eikonal and
+   density-TV losses at canonical shell points (lazy: weighted by the interval).
+2. **D**: logistic loss on the batch's real pictures and on the step's fakes (detached); every
+   ``r1_interval`` steps R1 on the real pictures (lazy: γ/2 · interval).
+3. EMA of the generator.
+
+Discriminators see ``[-1, 1]`` pictures (white background) of a centred column window (the 2:1
+portrait of the paper's people), blurred with a fading σ, optionally translated, conditioned on the
+flat label vector (camera + SMPL). Every random draw of step ``s`` on rank ``r`` comes from a
+generator seeded by ``(seed, s, r)`` and batches are drawn by step, so a resumed run repeats an
+uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import PIL.Image
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration
+from tqdm.auto import tqdm
+
+from semantichuman_hd.body.smpl_format import SMPL_JOINT_NAMES
+from semantichuman_hd.data import SemanticHumanDataset
+from semantichuman_hd.generator import GeneratorOutput, SemanticHumanGenerator, scene_from_labels
+from semantichuman_hd.parts import NUM_PARTS
+from semantichuman_hd.pipelines.pipeline_semantic_human import SemanticHumanPipeline, semantic_picture
+
+from .augment import blur, blur_sigma, face_crops, translate_augment
+from .config import TrainingConfig
+from .discriminators import FACE_IMAGE, FACE_NORMAL, IMAGE, NORMAL, SEMANTIC, DiscriminatorSet, discriminator_inputs
+from .losses import (
+    density_tv_loss,
+    discriminator_loss,
+    eikonal_loss,
+    ema_beta,
+    generator_loss,
+    lazy_adam_hyperparameters,
+    r1_penalty,
+    update_ema,
+)
+
+HEAD_JOINT: int = SMPL_JOINT_NAMES.index("head")
+"""The joint the face crops are centred on."""
+
+CHECKPOINT_PREFIX: str = "checkpoint-"
+"""Checkpoint folders are ``OUTPUT_DIR/checkpoints/checkpoint-STEP``."""
+
+CHECKPOINT_MANIFEST: str = "manifest.json"
+"""Written last into each checkpoint: the step and the SHA-256 of every file (a checkpoint without it, or
+whose files do not match it, is incomplete or corrupted and is refused)."""
+
+PIPELINE_FOLDER: str = "pipeline"
+"""The final ``save_pretrained`` folder (EMA weights) inside the output directory."""
+
+SEED_STRIDE: int = 1_000_003
+"""Step seeds are ``seed · SEED_STRIDE + step · NUM_STREAMS + stream`` (distinct for every step and rank)."""
+
+
+class TrainingError(RuntimeError):
+    """A training run that cannot go on (NaN loss, unusable checkpoint); the message says what to do."""
+
+
+@dataclass
+class TrainState:
+    """Progress saved with every checkpoint."""
+
+    step: int = 0
+    images_seen: int = 0
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "images_seen": self.images_seen}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step, self.images_seen = int(state["step"]), int(state["images_seen"])
+
+
+def step_generator(seed: int, step: int, rank: int, device="cpu") -> torch.Generator:
+    """The random generator of ``step`` on process ``rank``."""
+    return torch.Generator(device=device).manual_seed(seed * SEED_STRIDE + step * 4096 + rank)
+
+
+# -- data -------------------------------------------------------------------------------------------
+
+
+class TrainingData:
+    """The dataset at the training size, optionally read once into memory, sampled by step.
+
+    Raises:
+        FileNotFoundError / ValueError: for a missing, empty or mismatched dataset (naming the folder).
+    """
+
+    def __init__(self, config: TrainingConfig, size: int, with_normals: bool):
+        root = Path(config.data_dir)
+        if not (root / "dataset.json").is_file():
+            raise FileNotFoundError(f"`data_dir` {root} is not a dataset: {root / 'dataset.json'} is missing (see docs/dataset_format.md).")
+        try:
+            self.dataset = SemanticHumanDataset(root, resolution=size, mirror=config.mirror, with_normals=with_normals or False)
+        except ValueError as error:
+            if with_normals:
+                raise ValueError(
+                    f"`data_dir` {root}: {error} The normal discriminators need normal maps: write the dataset with "
+                    "normals, or set use_normal_discriminators=false."
+                ) from error
+            raise
+        if len(self.dataset) == 0:
+            raise ValueError(f"`data_dir` {root} holds no samples.")
+        native = max(self.dataset.native_size)
+        if native < size:
+            raise ValueError(
+                f"`data_dir` {root} holds {native}-pixel pictures but stage training renders {size} pixels: "
+                f"make the dataset at {size} pixels or more."
+            )
+        self.size = size
+        self.with_normals = with_normals
+        self.cache: Optional[dict[str, torch.Tensor]] = None
+        if config.cache_dataset:
+            self.cache = self._read_all()
+
+    def _read_all(self) -> dict[str, torch.Tensor]:
+        items = [self.dataset[index] for index in tqdm(range(len(self.dataset)), desc="reading the dataset", leave=False)]
+        cache = {
+            "image": torch.stack([item["image"] for item in items]).half(),
+            "segm": torch.stack([item["segm"] for item in items]).to(torch.uint8),
+            "labels": torch.stack([torch.cat([item["camera"], item["smpl"]]) for item in items]).float(),
+        }
+        if self.with_normals:
+            cache["normals"] = torch.stack([item["normals"] for item in items]).half()
+        return cache
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def batch(self, indices: torch.Tensor, device) -> dict[str, torch.Tensor]:
+        """Real pictures ``image (B, 3, H, W)`` in [-1, 1], ``masks (B, K, H, W)``, ``normals`` and ``labels (B, 111)``."""
+        if self.cache is not None:
+            picked = {key: values[indices] for key, values in self.cache.items()}
+        else:
+            items = [self.dataset[int(index)] for index in indices]
+            picked = {
+                "image": torch.stack([item["image"] for item in items]),
+                "segm": torch.stack([item["segm"] for item in items]),
+                "labels": torch.stack([torch.cat([item["camera"], item["smpl"]]) for item in items]),
+            }
+            if self.with_normals:
+                picked["normals"] = torch.stack([item["normals"] for item in items])
+        segm = picked.pop("segm").long()
+        picked["masks"] = torch.stack([segm == k + 1 for k in range(NUM_PARTS)], dim=1).float()
+        return {key: value.float().to(device) for key, value in picked.items()}
+
+
+# -- pictures the discriminators see ------------------------------------------------------------------
+
+
+def fake_pictures(output: GeneratorOutput) -> dict[str, torch.Tensor]:
+    """A render as discriminator pictures in [-1, 1] over white: image, semantic masks, normals."""
+    alpha = output.alpha
+    normals = output.normals * alpha + (1 - alpha)
+    return {"image": output.image * 2 - 1, "masks": output.masks, "normals": normals}
+
+
+class Judge:
+    """Builds every discriminator's input from full pictures: the column window, face crops around the
+    projected head joint, blur and translation."""
+
+    def __init__(self, config: TrainingConfig, generator: SemanticHumanGenerator, stage: int, size: int, columns: tuple[int, int]):
+        self.config = config
+        self.generator = generator
+        self.stage = stage
+        self.size = size
+        self.columns = columns
+        self.use_normals = config.use_normal_discriminators
+        self.use_faces = config.use_face_discriminators
+
+    def names(self) -> dict[str, tuple[int, int, int]]:
+        width = self.columns[1] - self.columns[0]
+        inputs = discriminator_inputs(self.stage, self.size, width, self.config.face_size)
+        if not self.use_normals:
+            inputs = {k: v for k, v in inputs.items() if k not in (NORMAL, FACE_NORMAL)}
+        if not self.use_faces:
+            inputs = {k: v for k, v in inputs.items() if k not in (FACE_IMAGE, FACE_NORMAL)}
+        return inputs
+
+    @torch.no_grad()
+    def head_centres(self, labels: torch.Tensor) -> torch.Tensor:
+        """``(B, 2)`` head-joint pixel positions in the window."""
+        cameras, smpl = scene_from_labels(labels)
+        joints = self.generator.deformer.body_model(**smpl).joints[:, HEAD_JOINT : HEAD_JOINT + 1]
+        pixels, _ = cameras.project(joints)
+        centres = pixels[:, 0] * self.size
+        centres[:, 0] -= self.columns[0]
+        return centres
+
+    def __call__(self, pictures: dict[str, torch.Tensor], labels: torch.Tensor, sigma: float, rng: torch.Generator, windowed: bool) -> dict[str, torch.Tensor]:
+        """Discriminator inputs by name from ``pictures`` (full ``size²`` pictures, or already the
+        window when ``windowed``)."""
+        c0, c1 = self.columns
+        crop = (lambda x: x) if windowed else (lambda x: x[..., c0:c1])
+        inputs = {IMAGE: crop(pictures["image"])}
+        if self.stage == 1:
+            inputs[SEMANTIC] = crop(pictures["masks"]) * 2 - 1
+        if self.use_normals:
+            inputs[NORMAL] = crop(pictures["normals"])
+        shifts = None
+        if self.config.augment_probability > 0:
+            inputs, shifts = translate_augment(
+                inputs, self.config.augment_max_shift, generator=rng, probability=self.config.augment_probability,
+                fill={IMAGE: 1.0, SEMANTIC: -1.0, NORMAL: 1.0},
+            )
+        if self.use_faces:
+            centres = self.head_centres(labels)
+            if shifts is not None:
+                centres = centres + shifts.to(centres)
+            crop_size = self.config.face_crop_fraction * self.size
+            inputs[FACE_IMAGE] = face_crops(inputs[IMAGE], centres, crop_size, self.config.face_size)
+            if self.use_normals:
+                inputs[FACE_NORMAL] = face_crops(inputs[NORMAL], centres, crop_size, self.config.face_size)
+        if sigma > 0:
+            inputs = {name: blur(value, sigma) for name, value in inputs.items()}
+        return inputs
+
+
+# -- checkpoints --------------------------------------------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    """Complete checkpoints (with a manifest) in ``folder``, oldest first."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        suffix = path.name[len(CHECKPOINT_PREFIX) :]
+        if path.is_dir() and path.name.startswith(CHECKPOINT_PREFIX) and suffix.isdigit() and (path / CHECKPOINT_MANIFEST).is_file():
+            found.append((int(suffix), path))
+    return [path for _, path in sorted(found)]
+
+
+def verify_checkpoint(path: Path) -> int:
+    """The step of checkpoint ``path``; raise :class:`TrainingError` if it is incomplete or corrupted."""
+    manifest_path = path / CHECKPOINT_MANIFEST
+    if not manifest_path.is_file():
+        raise TrainingError(f"checkpoint {path} is incomplete: {CHECKPOINT_MANIFEST} is missing (the save was interrupted).")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        files, step = manifest["files"], int(manifest["step"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise TrainingError(f"checkpoint {path}: {manifest_path} is unreadable ({error}).") from error
+    for name, expected in files.items():
+        file = path / name
+        if not file.is_file():
+            raise TrainingError(f"checkpoint {path} is incomplete: {name} is missing.")
+        if _sha256(file) != expected:
+            raise TrainingError(f"checkpoint {path} is corrupted: {name} does not match the SHA-256 recorded when it was saved.")
+    return step
+
+
+# -- the trainer --------------------------------------------------------------------------------------
+
+
+class Trainer:
+    """Builds models, data, optimisers and the accelerator from a :class:`TrainingConfig` and trains.
+
+    Parameters:
+        config: the validated configuration.
+        accelerator: optional; built from the config by default.
+    """
+
+    def __init__(self, config: TrainingConfig, accelerator: Accelerator | None = None):
+        self.config = config
+        self.output_dir = Path(config.output_dir)
+        self.stage = config.stage
+        self.accelerator = accelerator or Accelerator(
+            gradient_accumulation_steps=config.gradient_accumulation_steps,
+            log_with=None if config.logger == "none" else config.logger,
+            project_config=ProjectConfiguration(project_dir=str(self.output_dir), logging_dir=str(self.output_dir / "logs")),
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        )
+        self.device = self.accelerator.device
+        self.state = TrainState()
+        self._build()
+
+    # -- construction -------------------------------------------------------------------------------
+
+    def _load_pipeline(self) -> SemanticHumanPipeline:
+        config = self.config
+        if config.stage == 2:
+            folder = Path(config.stage1_pipeline)
+            if not (folder / "model_index.json").is_file():
+                raise FileNotFoundError(
+                    f"`stage1_pipeline` {folder} is not a pipeline folder (no model_index.json): train stage 1 first "
+                    "and pass its OUTPUT_DIR/pipeline."
+                )
+            pipe = SemanticHumanPipeline.from_pretrained(folder)
+            pipe.super_resolution.init_from_local_generators(pipe.local_generators)
+            return pipe
+        if config.init_pipeline:
+            return SemanticHumanPipeline.from_pretrained(config.init_pipeline)
+        return SemanticHumanPipeline.from_preset(config.preset, seed=config.seed)
+
+    def _build(self) -> None:
+        config = self.config
+        pipe = self._load_pipeline()
+        overrides = {}
+        if config.num_stratified:
+            overrides["num_stratified"] = config.num_stratified
+        if config.num_importance >= 0:
+            overrides["num_importance"] = config.num_importance
+        overrides.update(selection_mode=config.selection_mode, depth_aggregation=config.depth_aggregation)
+        pipe.register_to_config(**overrides)
+        self.pipeline_config = {key: pipe.config[key] for key in (
+            "low_resolution", "high_resolution", "num_stratified", "num_importance", "truncation_psi",
+            "selection_mode", "depth_aggregation", "composition",
+        )}
+        generator = pipe.generator_model
+        settings = generator.settings
+        low = settings.low_resolution
+        crop = config.crop_width or low // 2
+        if crop > low:
+            raise ValueError(f"`crop_width` ({crop}) must be at most the LR size {low}.")
+        self.columns = ((low - crop) // 2, (low + crop) // 2)
+        self.size = low if self.stage == 1 else settings.high_resolution
+        scale = 1 if self.stage == 1 else settings.scale
+        judge_columns = (self.columns[0] * scale, self.columns[1] * scale)
+
+        # Trainable parts: stage 1 everything but the super-resolution module; stage 2 only that.
+        trainable = [generator.mapper, generator.local_generators] if self.stage == 1 else [generator.super_resolution]
+        generator.requires_grad_(False)
+        for module in trainable:
+            module.requires_grad_(True)
+        self.ema = SemanticHumanGenerator(
+            copy.deepcopy(generator.mapper), copy.deepcopy(generator.local_generators), copy.deepcopy(generator.super_resolution),
+            generator.deformer, settings,
+        ).requires_grad_(False).eval()
+
+        self.data = TrainingData(config, self.size, with_normals=config.use_normal_discriminators)
+        self.judge = Judge(config, generator, self.stage, self.size, judge_columns)
+        discriminators = DiscriminatorSet(
+            self.judge.names(), c_dim=self.data.dataset.labels.shape[1], channel_base=config.d_channel_base, channel_max=config.d_channel_max
+        )
+
+        g_lr, g_betas = lazy_adam_hyperparameters(config.g_lr, config.adam_betas, config.reg_interval or None)
+        d_lr, d_betas = lazy_adam_hyperparameters(config.d_lr, config.adam_betas, config.r1_interval or None)
+        g_params = [p for p in generator.parameters() if p.requires_grad]
+        g_optimizer = torch.optim.Adam(g_params, lr=g_lr, betas=g_betas, eps=config.adam_eps)
+        d_optimizer = torch.optim.Adam(discriminators.parameters(), lr=d_lr, betas=d_betas, eps=config.adam_eps)
+        generator.deformer.to(self.device)
+        self.ema.to(self.device)
+        self.G, self.D, self.g_optimizer, self.d_optimizer = self.accelerator.prepare(generator, discriminators, g_optimizer, d_optimizer)
+        self.accelerator.register_for_checkpointing(self.ema, self.state)
+        self.pipe = pipe
+
+    @property
+    def G_plain(self) -> SemanticHumanGenerator:
+        return self.accelerator.unwrap_model(self.G)
+
+    @property
+    def D_plain(self) -> DiscriminatorSet:
+        return self.accelerator.unwrap_model(self.D)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.output_dir / "checkpoints"
+
+    # -- one step -----------------------------------------------------------------------------------
+
+    def batch_indices(self, step: int) -> torch.Tensor:
+        """This process's sample indices of ``step`` (drawn for all processes at once, then sliced)."""
+        accelerator, batch = self.accelerator, self.config.batch_size
+        rng = step_generator(self.config.seed, step, rank=4095)
+        everyone = torch.randint(0, len(self.data), (batch * accelerator.num_processes,), generator=rng)
+        return everyone[accelerator.process_index * batch : (accelerator.process_index + 1) * batch]
+
+    def _render(self, generator, z, labels, rng, create_graph):
+        return generator(
+            z, labels, stage=self.stage, update_w_avg=self.stage == 1 and generator is self.G,
+            columns=self.columns, ray_bounds=self.config.ray_bounds, perturb=True, noise_mode="random",
+            generator=rng, create_graph=create_graph,
+        )
+
+    def _check_finite(self, name: str, value: torch.Tensor) -> None:
+        if not torch.isfinite(value).all():
+            latest = list_checkpoints(self.checkpoint_dir)
+            where = f"the last checkpoint {latest[-1]} is intact" if latest else "no checkpoint was written yet"
+            raise TrainingError(
+                f"the {name} loss is {value.item()} at step {self.state.step}; nothing was updated and {where}. "
+                "Lower g_lr / d_lr, raise r1_gamma, or resume from the checkpoint."
+            )
+
+    def train_step(self) -> dict[str, float]:
+        """One generator step and one discriminator step on this step's batch; returns the logged values."""
+        config, accelerator, step = self.config, self.accelerator, self.state.step
+        rng = step_generator(config.seed, step, accelerator.process_index)
+        real = self.data.batch(self.batch_indices(step), self.device)
+        labels = real["labels"]
+        batch = labels.shape[0]
+        z = torch.randn(batch, 1, self.G_plain.mapper.config.z_dim, generator=rng).expand(-1, NUM_PARTS, -1).to(self.device)
+        sigma = blur_sigma(self.state.images_seen, config.blur_fade_kimg, config.blur_sigma) if config.blur_fade_kimg > 0 else 0.0
+        logs: dict[str, float] = {}
+
+        with accelerator.accumulate(self.G, self.D):
+            # Generator: adversarial (+ upsampling) loss, lazily regularised.
+            self.D_plain.requires_grad_(False)
+            fake = self._render(self.G, z, labels, rng, create_graph=config.use_normal_discriminators)
+            fake_inputs = self.judge(fake_pictures(fake), labels, sigma, rng, windowed=True)
+            g_adversarial = generator_loss(self.D_plain(fake_inputs, labels))
+            g_loss = g_adversarial
+            logs["loss/g_adversarial"] = g_adversarial.item()
+            if self.stage == 2 and config.upsampling_loss:
+                from .losses import upsampling_loss
+
+                low = fake_pictures(fake.low)
+                high = fake_pictures(fake)
+                keys = {"image": "image", "semantic": "masks", "normal": "normals"}
+                up = upsampling_loss({k: low[v] for k, v in keys.items()}, {k: high[v] for k, v in keys.items()}, config.upsampling_loss_weight)
+                g_loss = g_loss + up
+                logs["loss/upsampling"] = up.item()
+            if config.reg_interval and step % config.reg_interval == 0 and (config.eikonal_weight or config.density_tv_weight):
+                planes = fake.triplanes.planes if self.stage == 1 else fake.hr_planes
+                points = self.G_plain.shell_points(batch, config.reg_points, generator=rng).to(self.device)
+                regs = self.G_plain.field_regularizers(planes, points, stage=self.stage, generator=rng)
+                eikonal = eikonal_loss(regs.sdf_gradients)
+                tv = density_tv_loss(regs.sdf, regs.sdf_jittered)
+                g_loss = g_loss + config.reg_interval * (config.eikonal_weight * eikonal + config.density_tv_weight * tv)
+                logs["loss/eikonal"], logs["loss/density_tv"] = eikonal.item(), tv.item()
+            self._check_finite("generator", g_loss)
+            accelerator.backward(g_loss)
+            self.g_optimizer.step()
+            self.g_optimizer.zero_grad(set_to_none=True)
+            self.D_plain.requires_grad_(True)
+
+            # Discriminator: logistic loss on reals and the step's fakes, lazily R1-regularised.
+            r1_step = config.r1_interval and step % config.r1_interval == 0 and config.r1_gamma > 0
+            real_pictures = {"image": real["image"], "masks": real["masks"], "normals": real.get("normals", real["image"])}
+            if r1_step:
+                real_pictures = {key: value.detach().requires_grad_(True) for key, value in real_pictures.items()}
+            real_inputs = self.judge(real_pictures, labels, sigma, rng, windowed=False)
+            real_logits = self.D(real_inputs, labels)
+            fake_logits = self.D_plain({name: value.detach() for name, value in fake_inputs.items()}, labels)
+            d_loss = discriminator_loss(real_logits, fake_logits)
+            logs["loss/d"] = d_loss.item()
+            if r1_step:
+                used = {key: value for key, value in real_pictures.items() if key != "normals" or config.use_normal_discriminators}
+                if self.stage == 2:
+                    used.pop("masks", None)
+                r1 = r1_penalty(real_logits, used)
+                d_loss = d_loss + r1 * (config.r1_gamma / 2) * config.r1_interval
+                logs["loss/r1"] = r1.item()
+            self._check_finite("discriminator", d_loss)
+            accelerator.backward(d_loss)
+            self.d_optimizer.step()
+            self.d_optimizer.zero_grad(set_to_none=True)
+
+        logs["logits/real"] = torch.stack([v.mean() for v in real_logits.values()]).mean().item()
+        logs["logits/fake"] = torch.stack([v.mean() for v in fake_logits.values()]).mean().item()
+        logs["beta"] = float((self.G_plain.local_generators if self.stage == 1 else self.G_plain.super_resolution).beta.detach().abs())
+        logs["blur_sigma"] = sigma
+        if accelerator.sync_gradients:
+            images = batch * accelerator.num_processes
+            beta = ema_beta(images, config.ema_kimg, config.ema_rampup, self.state.images_seen)
+            update_ema(self.ema, self.G_plain, beta)
+            self.state.images_seen += images
+            self.state.step += 1
+        return logs
+
+    # -- checkpoints, samples, export ---------------------------------------------------------------
+
+    def save_checkpoint(self) -> Path:
+        """``save_state`` into a temporary folder, a manifest last, then an atomic rename; old ones pruned."""
+        accelerator = self.accelerator
+        final = self.checkpoint_dir / f"{CHECKPOINT_PREFIX}{self.state.step}"
+        partial = self.checkpoint_dir / f".partial-{CHECKPOINT_PREFIX}{self.state.step}"
+        if accelerator.is_main_process:
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir(parents=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(partial))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            files = {p.relative_to(partial).as_posix(): _sha256(p) for p in sorted(partial.rglob("*")) if p.is_file()}
+            manifest = {"step": self.state.step, "images_seen": self.state.images_seen, "files": files}
+            (partial / CHECKPOINT_MANIFEST).write_text(json.dumps(manifest, indent=1))
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(partial, final)
+            limit = self.config.checkpoints_total_limit
+            if limit is not None:
+                for old in list_checkpoints(self.checkpoint_dir)[:-limit]:
+                    shutil.rmtree(old)
+        accelerator.wait_for_everyone()
+        return final
+
+    def resume(self, checkpoint: str) -> bool:
+        """Load ``checkpoint`` (a folder, or ``"latest"``: the newest complete one, if any). Returns
+        whether a checkpoint was loaded."""
+        if checkpoint == "latest":
+            found = list_checkpoints(self.checkpoint_dir)
+            if not found:
+                return False
+            path = found[-1]
+        else:
+            path = Path(checkpoint)
+            if not path.is_dir():
+                raise FileNotFoundError(f"--resume_from_checkpoint {path}: no such checkpoint folder.")
+        step = verify_checkpoint(path)
+        try:
+            self.accelerator.load_state(str(path))
+        except Exception as error:  # a checkpoint of another configuration
+            raise TrainingError(f"checkpoint {path} does not fit this configuration: {error}") from error
+        if self.state.step != step:
+            raise TrainingError(f"checkpoint {path} holds step {self.state.step} but its manifest says {step}.")
+        return True
+
+    @torch.no_grad()
+    def sample_grid(self) -> np.ndarray:
+        """``(H, W, 3)`` uint8 rows of people from the EMA generator: image | semantics | normals, full frame."""
+        config = self.config
+        count = min(config.num_samples, len(self.data))
+        rng = torch.Generator().manual_seed(config.seed)
+        z = torch.randn(count, 1, self.ema.mapper.config.z_dim, generator=rng).expand(-1, NUM_PARTS, -1).to(self.device)
+        labels = self.data.batch(torch.arange(count), self.device)["labels"]
+        output = self.ema(z, labels, stage=self.stage, ray_bounds=self.config.ray_bounds)
+        normals = (output.normals + 1) / 2 * output.alpha + (1 - output.alpha)
+        rows = torch.cat([output.image.clamp(0, 1), semantic_picture(output.masks), normals.clamp(0, 1)], dim=3)  # (B, 3, H, 3W)
+        grid = torch.cat(list(rows), dim=1)  # (3, B·H, 3W)
+        return (grid.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+
+    def log_samples(self) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        grid = self.sample_grid()
+        folder = self.output_dir / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        PIL.Image.fromarray(grid).save(folder / f"step-{self.state.step:07d}.png")
+        if self.config.logger == "tensorboard":
+            tracker = self.accelerator.get_tracker("tensorboard", unwrap=True)
+            tracker.add_image("samples", grid, self.state.step, dataformats="HWC")
+
+    def export(self) -> Path:
+        """``save_pretrained`` of the EMA generator into ``OUTPUT_DIR/pipeline`` (written aside, then swapped in)."""
+        accelerator = self.accelerator
+        target = self.output_dir / PIPELINE_FOLDER
+        if accelerator.is_main_process:
+            ema = self.ema
+            pipe = SemanticHumanPipeline(
+                mapper=copy.deepcopy(ema.mapper).requires_grad_(True).cpu(),
+                local_generators=copy.deepcopy(ema.local_generators).requires_grad_(True).cpu(),
+                super_resolution=copy.deepcopy(ema.super_resolution).requires_grad_(True).cpu(),
+                **self.pipeline_config,
+            )
+            partial = self.output_dir / f".partial-{PIPELINE_FOLDER}"
+            shutil.rmtree(partial, ignore_errors=True)
+            pipe.save_pretrained(partial)
+            previous = self.output_dir / f".previous-{PIPELINE_FOLDER}"
+            shutil.rmtree(previous, ignore_errors=True)
+            if target.exists():
+                os.replace(target, previous)
+            os.replace(partial, target)
+            shutil.rmtree(previous, ignore_errors=True)
+            if self.config.push_to_hub:
+                pipe.push_to_hub(self.config.hub_model_id)
+        accelerator.wait_for_everyone()
+        return target
+
+    # -- the loop -----------------------------------------------------------------------------------
+
+    def train(self, resume_from_checkpoint: str | None = None) -> Path:
+        """Train to ``max_steps``, checkpointing, logging and sampling on the way; returns the pipeline folder."""
+        config, accelerator = self.config, self.accelerator
+        if resume_from_checkpoint:
+            self.resume(resume_from_checkpoint)
+        if config.logger != "none":
+            hparams = {key: (str(value) if isinstance(value, (list, tuple)) or value is None else value) for key, value in config.to_dict().items()}
+            accelerator.init_trackers("semantichuman-hd", config=hparams)
+        progress = tqdm(
+            total=config.max_steps, initial=self.state.step, desc=f"stage {self.stage}", disable=not accelerator.is_main_process
+        )
+        window_start, window_images = time.perf_counter(), 0
+        while self.state.step < config.max_steps:
+            logs = self.train_step()
+            step = self.state.step
+            window_images += config.batch_size * accelerator.num_processes
+            progress.update(1)
+            if step % config.log_every == 0 or step == config.max_steps:
+                elapsed = time.perf_counter() - window_start
+                logs["images_per_second"] = window_images / max(elapsed, 1e-9)
+                logs["images_seen"] = self.state.images_seen
+                accelerator.log(logs, step=step)
+                progress.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in logs.items() if k.startswith("loss/")})
+                window_start, window_images = time.perf_counter(), 0
+            if config.sample_every and step % config.sample_every == 0:
+                self.log_samples()
+            if config.checkpointing_steps and step % config.checkpointing_steps == 0 and step < config.max_steps:
+                self.save_checkpoint()
+        progress.close()
+        self.save_checkpoint()
+        self.log_samples()
+        folder = self.export()
+        accelerator.end_training()
+        return folder
