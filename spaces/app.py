@@ -51,9 +51,9 @@ import PIL.Image
 import torch
 
 from semantichuman_hd import NUM_PARTS, PART_COLORS, PARTS, SemanticHumanPipeline
-from semantichuman_hd.body.amass import load_amass
+from semantichuman_hd.body.amass import BUNDLED_MOTIONS, MOTION_DATA_DIR, load_amass
 from semantichuman_hd.body.poses import NAMED_POSES
-from semantichuman_hd.cli._common import DEFAULT_MODEL, FALLBACK_PRESET, PRESET_WEIGHTS_SEED
+from semantichuman_hd.cli._common import DEFAULT_MODEL, FALLBACK_PRESET, PRESET_WEIGHTS_SEED, depth_visualisation
 from semantichuman_hd.export import WHOLE_PERSON, save_video
 from semantichuman_hd.presets import PRESETS
 
@@ -140,12 +140,11 @@ MESH_PART_CHOICES: list[tuple[str, str]] = [("whole person", WHOLE_PERSON)] + [(
 EXAMPLES: list[list] = [[7, "a-pose", 0.0], [42, "walking", 30.0], [1234, "arms-up", -45.0], [2024, "t-pose", 180.0]]
 """(seed, pose, view angle in degrees) examples under the form."""
 
-DEPTH_NEAR_LEVEL: float = 0.1
-"""Grey level of the nearest foreground point in depth pictures (0 black, 1 white)."""
+BUNDLED_MOTION: str = "walk"
+"""The package's bundled motion offered as an example upload (a procedural walk cycle in AMASS layout)."""
 
-DEPTH_FAR_LEVEL: float = 0.8
-"""Grey level of the farthest foreground point in depth pictures (the background is white, as in the
-other pictures)."""
+BUNDLED_MOTION_FRAME: int = 10
+"""Frame of the bundled motion in the example."""
 
 CSS: str = """
 #random-weights-warning { border: 2px solid #d97706; background: #fef3c7; color: #78350f; border-radius: 8px; padding: 8px 14px; }
@@ -299,15 +298,9 @@ def _user_errors(function: Callable) -> Callable:
 
 
 def depth_picture(depth: np.ndarray) -> PIL.Image.Image:
-    """Depth ``(H, W)`` (0 = background) as a grey picture: near is dark, far is light, background white."""
-    foreground = depth > 0
-    picture = np.ones(depth.shape, dtype=np.float32)
-    if foreground.any():
-        near, far = float(depth[foreground].min()), float(depth[foreground].max())
-        span = max(far - near, np.finfo(np.float32).eps)
-        picture[foreground] = DEPTH_NEAR_LEVEL + (depth[foreground] - near) / span * (DEPTH_FAR_LEVEL - DEPTH_NEAR_LEVEL)
-    grey = (picture * 255).round().astype(np.uint8)
-    return PIL.Image.fromarray(np.stack([grey] * 3, axis=-1))
+    """Depth ``(H, W)`` (0 = background) as the command line's ``depth_vis`` picture: near is bright, the
+    background black."""
+    return PIL.Image.fromarray(depth_visualisation(depth)).convert("RGB")
 
 
 def legend_html() -> str:
@@ -695,6 +688,11 @@ def build_demo(space: SemanticHumanSpace) -> gr.Blocks:
                     with gr.Row():
                         motion_file = gr.File(label="AMASS .npz (for the motion-frame pose)", file_types=[".npz"], type="filepath", height=120)
                         motion_frame = gr.Number(0, label="Motion frame", minimum=0, precision=0)
+                    gr.Examples(
+                        [[str(MOTION_DATA_DIR / BUNDLED_MOTIONS[BUNDLED_MOTION]), BUNDLED_MOTION_FRAME, MOTION_POSE]],
+                        [motion_file, motion_frame, pose],
+                        label=f"A bundled motion ({BUNDLED_MOTION}), then Generate",
+                    )
                     view_angle = gr.Slider(-MAX_VIEW_ANGLE_DEGREES, MAX_VIEW_ANGLE_DEGREES, value=0, step=5, label="View angle (degrees, 0 = front)")
                     truncation = gr.Slider(low, high, value=default_psi, step=0.05, label="Truncation ψ (lower: closer to the average person)")
                     resolution = gr.Radio(RESOLUTION_CHOICES, value="low", label="Resolution")
@@ -704,7 +702,7 @@ def build_demo(space: SemanticHumanSpace) -> gr.Blocks:
                     semantic = gr.Image(label="Semantic parts", format="png", elem_classes="person-picture", elem_id="semantic-output", height=280)
                 with gr.Row():
                     normals = gr.Image(label="Normals", format="png", elem_classes="person-picture", elem_id="normals-output", height=280)
-                    depth = gr.Image(label="Depth (dark = near)", format="png", elem_classes="person-picture", elem_id="depth-output", height=280)
+                    depth = gr.Image(label="Depth (bright = near)", format="png", elem_classes="person-picture", elem_id="depth-output", height=280)
                 gr.HTML(legend_html())
                 info = gr.Markdown(elem_id="info")
 
@@ -799,7 +797,8 @@ def build_demo(space: SemanticHumanSpace) -> gr.Blocks:
 
 def launch(demo: gr.Blocks, **kwargs):
     """``demo.launch`` with the Space's theme, style and upload limit (Gradio 6 takes them here)."""
-    return demo.launch(theme=THEME, css=CSS, max_file_size=MAX_UPLOAD_SIZE, **kwargs)
+    allowed = [*(kwargs.pop("allowed_paths", None) or []), str(MOTION_DATA_DIR)]  # the bundled motion example
+    return demo.launch(theme=THEME, css=CSS, max_file_size=MAX_UPLOAD_SIZE, allowed_paths=allowed, **kwargs)
 
 
 def main() -> None:

@@ -99,7 +99,7 @@ def test_generate_renders_four_pictures_and_reports_the_seeds(space):
     for picture in (image, semantic, normals, depth):
         assert isinstance(picture, PIL.Image.Image) and picture.size == (SIZE, SIZE)
     depth_values = pixels(depth)
-    assert (depth_values == 255).all(-1).any() and (depth_values < 255).any(), "depth: white background and a grey person"
+    assert (depth_values == 0).all(-1).any() and (depth_values > 0).any(), "depth: black background and a bright person"
     assert "shoes 11" in info and "tops 3" in info and "Visible parts" in info
 
 

@@ -97,6 +97,16 @@ def test_generate_try_on_interpolate_and_mesh_through_the_client(client):
     assert Path(download).suffix == ".glb" and len(trimesh.load(download, force="mesh").faces) > 0
 
 
+def test_an_uploaded_motion_frame_through_the_client(client, tmp_path):
+    from test_space_app import amass_file
+
+    motion = gradio_client.handle_file(str(amass_file(tmp_path / "motion.npz", frames=3)))
+    image, *_, info = client.predict(*[SEED_A] * NUM_PARTS, "amass", motion, 2, 0.0, 1.0, "low", api_name="/render")
+    assert picture(image).shape == (SIZE, SIZE, 3) and "command line" not in info
+    with pytest.raises(gradio_client.exceptions.AppError, match="the motion frame must be a whole number from 0 to 2, got 5"):
+        client.predict(*[SEED_A] * NUM_PARTS, "amass", motion, 5, 0.0, 1.0, "low", api_name="/render")
+
+
 def test_a_bad_request_gets_a_message_not_a_traceback(client):
     with pytest.raises(gradio_client.exceptions.AppError, match="needs an uploaded AMASS .npz"):
         client.predict(*[SEED_A] * NUM_PARTS, "amass", None, 0, 0.0, 1.0, "low", api_name="/render")
