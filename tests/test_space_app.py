@@ -243,6 +243,27 @@ def test_model_choice(app, monkeypatch):
     assert model.random_weights and model.name == f"preset {app.FALLBACK_PRESET}"
 
 
+def test_a_checkpoint_is_the_default_once_it_exists_and_loads_once(app, space, tmp_path, monkeypatch):
+    folder = tmp_path / "checkpoint"
+    space.pipe.save_pretrained(folder)
+    monkeypatch.setattr(app, "DEFAULT_MODEL", str(folder))
+    model = app.load_model(device="cpu")
+    assert not model.random_weights and model.name == str(folder)
+    state = space.pipe.mapper.state_dict()
+    assert all(torch.equal(value, state[key]) for key, value in model.pipeline.mapper.state_dict().items())
+    config = app.build_demo(app.SemanticHumanSpace(model, space.files)).get_config_file()
+    assert not any(c.get("props", {}).get("elem_id") == "random-weights-warning" for c in config["components"])
+
+    monkeypatch.setenv(app.MODEL_ENV, str(folder))
+    monkeypatch.delenv(app.PRESET_ENV, raising=False)
+    app.model_from_environment.cache_clear()
+    try:
+        assert app.model_from_environment() is app.model_from_environment(), "loaded once per process"
+        assert app.model_from_environment().name == str(folder)
+    finally:
+        app.model_from_environment.cache_clear()
+
+
 def test_the_page_warns_about_random_weights_and_queues_renders(app, space):
     demo = app.build_demo(space)
     config = demo.get_config_file()
