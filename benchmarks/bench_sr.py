@@ -40,6 +40,7 @@ from reporting import machine_report, print_report, synchronize
 from semantichuman_hd.body.poses import named_pose
 from semantichuman_hd.body.smpl_format import NUM_SMPL_JOINTS, SMPL_JOINT_NAMES
 from semantichuman_hd.models.super_resolution import SR_SCALE
+from semantichuman_hd.models.triplane import count_decoder_queries
 from semantichuman_hd.parts import NUM_PARTS, PART_COLORS, PARTS
 from semantichuman_hd.pipelines.pipeline_semantic_human import SemanticHumanPipeline
 from semantichuman_hd.rendering.cameras import fixed_camera
@@ -175,20 +176,30 @@ def build_pipeline(args, device: torch.device) -> SemanticHumanPipeline:
 
 
 class QueryCounter:
-    """Decoder queries of the HR renders: the region field's count or the HR decoders' counter."""
+    """Decoder queries of the HR renders: the region field's count, or the HR decoders' queries counted by
+    :func:`count_decoder_queries` while attached (``with QueryCounter(pipe) as counter``)."""
 
     def __init__(self, pipe):
         self.pipe = pipe
+        self._attachment = count_decoder_queries(pipe.super_resolution)
+        self._decoder_queries = None
+
+    def __enter__(self) -> "QueryCounter":
+        self._decoder_queries = self._attachment.__enter__()
+        return self
+
+    def __exit__(self, *exc_info):
+        return self._attachment.__exit__(*exc_info)
 
     def reset(self) -> None:
         if isinstance(self.pipe, RegionFieldPipeline):
             self.pipe.region_field.num_decoded = 0
-        self.pipe.super_resolution.reset_decoder_query_count()
+        self._decoder_queries.total = 0
 
     def read(self) -> int:
         if isinstance(self.pipe, RegionFieldPipeline):
             return self.pipe.region_field.num_decoded
-        return self.pipe.super_resolution.total_decoder_queries
+        return self._decoder_queries.total
 
 
 def save_images(folder: str, pictures: dict[str, torch.Tensor]) -> None:
@@ -207,9 +218,8 @@ def measure(
     """Render stage 1, each guided mode (``repeats`` times, the fastest kept) and brute force (once)."""
     size = pipe.config.high_resolution
     batch = len(poses)
-    counter = QueryCounter(pipe)
     results: dict = {}
-    with torch.no_grad():
+    with torch.no_grad(), QueryCounter(pipe) as counter:
         body_pose = torch.stack([named_pose(name) for name in poses])
         posed = pipe._pose_bodies(batch, None, body_pose, None, 0.0)
         ws = pipe.mapper(pipe.sample_latents(batch, torch.Generator().manual_seed(0)))

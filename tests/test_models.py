@@ -20,7 +20,7 @@ from semantichuman_hd.models import (
 )
 from semantichuman_hd.models.local_generators import BETA_INIT
 from semantichuman_hd.models.stylegan2 import DEMODULATION_EPS, GroupedModulatedConv2d
-from semantichuman_hd.models.triplane import sample_triplane_pairs
+from semantichuman_hd.models.triplane import count_decoder_queries, sample_triplane_pairs
 from semantichuman_hd.parts import NUM_PARTS
 from semantichuman_hd.presets import PRESETS, get_preset
 
@@ -338,18 +338,20 @@ def test_part_mask_skips_queries_and_fills(models, which):
         planes, model = (lr.planes, generators) if which == "low" else (super_resolution.synthesize(lr, ws), super_resolution)
     points = _canonical_points(generators)
     mask = torch.rand(BATCH, NUM_POINTS, NUM_PARTS, generator=torch.Generator().manual_seed(2)) < 0.3
-    model.reset_decoder_query_count()
-    dense_sdf, dense_rgb = model.decode(planes, points)
-    assert model.last_num_decoder_queries == BATCH * NUM_POINTS * NUM_PARTS
-    delta_sdf, rgb_logits = model.decode(planes, points, mask)
-    assert model.last_num_decoder_queries == int(mask.sum())
-    assert model.total_decoder_queries == BATCH * NUM_POINTS * NUM_PARTS + int(mask.sum())
+    with count_decoder_queries(model) as counter:
+        dense_sdf, dense_rgb = model.decode(planes, points)
+        assert counter.last == BATCH * NUM_POINTS * NUM_PARTS
+        delta_sdf, rgb_logits = model.decode(planes, points, mask)
+        assert counter.last == int(mask.sum())
+        assert counter.total == BATCH * NUM_POINTS * NUM_PARTS + int(mask.sum())
     assert torch.isneginf(delta_sdf[~mask]).all() and (rgb_logits[~mask] == 0).all()
     torch.testing.assert_close(delta_sdf[mask], dense_sdf[mask], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(rgb_logits[mask], dense_rgb[mask], atol=1e-5, rtol=1e-5)
     nothing = torch.zeros_like(mask)
-    delta_sdf, rgb_logits = model.decode(planes, points, nothing)
-    assert model.last_num_decoder_queries == 0 and torch.isneginf(delta_sdf).all() and (rgb_logits == 0).all()
+    with count_decoder_queries(model) as counter:
+        delta_sdf, rgb_logits = model.decode(planes, points, nothing)
+    assert counter.last == 0 and torch.isneginf(delta_sdf).all() and (rgb_logits == 0).all()
+    assert "decode" not in vars(model)  # the counter is detached after the block
     # Differentiable with respect to the points (normals), twice (eikonal), on both paths, alike.
     gradients = []
     for part_mask in (None, mask):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from semantichuman_hd.models.triplane import count_decoder_queries
 from semantichuman_hd.parts import NUM_PARTS
 from semantichuman_hd.pipelines.pipeline_semantic_human import SemanticHumanPipeline
 from semantichuman_hd.rendering.cameras import fixed_camera
@@ -76,12 +77,11 @@ def render_recorded(pipe, monkeypatch, call):
         recordings.append(RecordingField(original(posed, planes, stage)))
         return recordings[-1]
 
-    pipe.super_resolution.reset_decoder_query_count()
-    with monkeypatch.context() as patch:
+    with monkeypatch.context() as patch, count_decoder_queries(pipe.super_resolution) as counter:
         patch.setattr(generator, "field", recording_field)
         output = call()
     assert len(recordings) == 1
-    return output, recordings[0], pipe.super_resolution.total_decoder_queries
+    return output, recordings[0], counter.total
 
 
 @pytest.fixture(scope="module")

@@ -5,15 +5,17 @@
 * :class:`SuperResolution3D`: the high-resolution tri-planes, decoders and β of stage 2.
 """
 
-from .local_generators import BETA_INIT, DEFAULT_BOX_CENTER, DEFAULT_BOX_WARP, LocalGenerators, TriplaneOutput
+from .local_generators import BETA_INIT, DEFAULT_BOX_CENTER, DEFAULT_BOX_WARP, LocalGenerators
 from .mapper import SemanticMapper
 from .super_resolution import SR_SCALE, SuperResolution3D
-from .triplane import NUM_PLANES, PLANE_AXES, PLANE_NAMES, PartDecoders, sample_triplanes
+from .synthesis import TriplaneOutput
+from .triplane import NUM_PLANES, PLANE_AXES, PLANE_NAMES, DecoderQueryCounter, PartDecoders, count_decoder_queries, sample_triplanes
 
 __all__ = [
     "BETA_INIT",
     "DEFAULT_BOX_CENTER",
     "DEFAULT_BOX_WARP",
+    "DecoderQueryCounter",
     "LocalGenerators",
     "NUM_PLANES",
     "PLANE_AXES",
@@ -23,5 +25,6 @@ __all__ = [
     "SemanticMapper",
     "SuperResolution3D",
     "TriplaneOutput",
+    "count_decoder_queries",
     "sample_triplanes",
 ]

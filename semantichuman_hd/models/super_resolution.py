@@ -15,19 +15,10 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from ..parts import NUM_PARTS
-from .local_generators import (
-    BETA_INIT,
-    DEFAULT_BOX_CENTER,
-    DEFAULT_BOX_WARP,
-    DEFAULT_DECODER_HIDDEN,
-    LocalGenerators,
-    TriplaneOutput,
-    check_ws,
-    run_blocks,
-    synthesis_resolutions,
-)
 from ..checks import check_choice, check_positive_int
+from .local_generators import BETA_INIT, DEFAULT_BOX_CENTER, DEFAULT_BOX_WARP, DEFAULT_DECODER_HIDDEN, LocalGenerators
 from .stylegan2 import NOISE_MODES, UPSAMPLE_FACTOR, SynthesisBlock, block_channels
+from .synthesis import TriplaneOutput, check_ws, run_blocks, synthesis_resolutions
 from .triplane import NUM_PLANES, PartDecoders, TriplaneDecoding, check_triplane_config
 
 SR_SCALE: int = 4

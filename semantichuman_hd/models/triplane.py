@@ -19,13 +19,15 @@ index  plane  grid (u, v)     image layout of ``planes[..., index, :, H, W]``
 :class:`PartDecoders` holds the K small decoder MLPs as stacked per-part weights and evaluates them batched
 over parts; :func:`decode_parts` turns canonical points into per-part Δsdf and colour logits and, given a
 ``part_mask``, decodes only the requested (point, part) pairs. The low- and high-resolution generators
-share both.
+share both. :func:`count_decoder_queries` counts the pairs a model decodes while it is attached.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -259,18 +261,9 @@ class TriplaneDecoding:
     """``decode`` shared by the low- and high-resolution tri-plane models.
 
     The host is a ``ModelMixin`` whose config has ``num_parts``, ``plane_channels``, ``box_center`` and
-    ``box_warp`` and which owns ``self.decoders`` (:class:`PartDecoders`). It counts decoder queries:
-    ``last_num_decoder_queries`` (the last call) and ``total_decoder_queries`` (since
-    :meth:`reset_decoder_query_count`).
+    ``box_warp`` and which owns ``self.decoders`` (:class:`PartDecoders`). Decoder queries are counted by
+    attaching :func:`count_decoder_queries`, not by the model.
     """
-
-    last_num_decoder_queries: int = 0
-    total_decoder_queries: int = 0
-
-    def reset_decoder_query_count(self) -> None:
-        """Set ``total_decoder_queries`` (and ``last_num_decoder_queries``) to 0."""
-        self.last_num_decoder_queries = 0
-        self.total_decoder_queries = 0
 
     def decode(
         self, planes: torch.Tensor, points_canonical: torch.Tensor, part_mask: Optional[torch.Tensor] = None
@@ -293,12 +286,59 @@ class TriplaneDecoding:
         check_points(points_canonical, planes.shape[0], "points_canonical")
         if part_mask is not None:
             check_part_mask(part_mask, planes.shape[0], points_canonical.shape[1], config.num_parts)
-        delta_sdf, rgb_logits, queries = decode_parts(
-            self.decoders, planes, points_canonical, config.box_center, config.box_warp, part_mask
-        )
-        self.last_num_decoder_queries = queries
-        self.total_decoder_queries += queries
+        delta_sdf, rgb_logits, _ = decode_parts(self.decoders, planes, points_canonical, config.box_center, config.box_warp, part_mask)
         return delta_sdf, rgb_logits
+
+
+@dataclass
+class DecoderQueryCounter:
+    """Decoder queries — (point, part) pairs decoded — of the models :func:`count_decoder_queries` is
+    attached to: ``total`` since it was attached, ``last`` of the latest ``decode`` call."""
+
+    total: int = 0
+    last: int = 0
+
+
+@contextmanager
+def count_decoder_queries(*models: TriplaneDecoding) -> Iterator[DecoderQueryCounter]:
+    """Count the decoder queries of ``models`` (``LocalGenerators``, ``SuperResolution3D``) inside the
+    block: each model's ``decode`` is wrapped for the block's duration and restored after. A field built
+    inside the block (``model.decode`` looked up there) is counted; nothing is stored on the models
+    outside it. Used by benchmarks and tests::
+
+        with count_decoder_queries(pipe.super_resolution) as counter:
+            pipe(latents=latents, resolution="high")
+        counter.total
+
+    A ``decode`` call without ``part_mask`` decodes all ``B·N·K`` pairs; with one, ``part_mask.sum()``.
+    """
+    counter = DecoderQueryCounter()
+    models = tuple(dict.fromkeys(models))  # each model counted once
+    if not models:
+        raise ValueError("`models` must name at least one tri-plane model to count, got none.")
+    for model in models:
+        if not isinstance(model, TriplaneDecoding):
+            raise ValueError(f"`models` must be tri-plane models (LocalGenerators, SuperResolution3D), got {type(model).__name__}.")
+        if "decode" in vars(model):
+            raise ValueError(f"{type(model).__name__}.decode is already being counted; attach one counter at a time.")
+
+    def counted(decode):
+        def wrapper(planes: torch.Tensor, points_canonical: torch.Tensor, part_mask: Optional[torch.Tensor] = None):
+            result = decode(planes, points_canonical, part_mask)
+            queries = points_canonical.shape[0] * points_canonical.shape[1] * planes.shape[1] if part_mask is None else int(part_mask.sum())
+            counter.last = queries
+            counter.total += queries
+            return result
+
+        return wrapper
+
+    try:
+        for model in models:
+            object.__setattr__(model, "decode", counted(model.decode))
+        yield counter
+    finally:
+        for model in models:
+            vars(model).pop("decode", None)
 
 
 def check_triplane_config(
