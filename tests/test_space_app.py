@@ -101,6 +101,8 @@ def test_generate_renders_four_pictures_and_reports_the_seeds(space):
     depth_values = pixels(depth)
     assert (depth_values == 0).all(-1).any() and (depth_values > 0).any(), "depth: black background and a bright person"
     assert "shoes 11" in info and "tops 3" in info and "Visible parts" in info
+    high = space.render(*seeds, "a-pose", None, 0, 0.0, 1.0, "high")
+    assert [picture.size for picture in high[:4]] == [(space.pipe.config.high_resolution,) * 2] * 4
 
 
 def test_the_command_line_shown_on_the_page_draws_the_same_picture(space, tmp_path):
