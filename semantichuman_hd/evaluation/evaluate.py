@@ -21,7 +21,6 @@ from .pictures import HEAD_JOINT, face_crops, label_maps
 from .reference import FID_KINDS, dataset_digest, open_dataset, real_features, reference_part_stats, sample_conditions
 from .structure import (
     MASK_THRESHOLD,
-    PERSON_SEED_STRIDE,
     disentanglement,
     guided_sampling_fidelity,
     person_latents,
@@ -144,8 +143,8 @@ def evaluate(
         quick: CI-sized run.
         resolution: ``"low"`` or ``"high"``: the pictures FID and the part statistics see.
         seed: Seeds the poses drawn from the dataset (``numpy.random.default_rng(seed)``) and the latents
-            (person ``i``: ``torch.Generator().manual_seed(seed · 2³² + i)``): the same arguments repeat
-            a run exactly.
+            (person ``i``: :func:`~semantichuman_hd.evaluation.structure.person_seed`): the same arguments
+            repeat a run exactly.
         batch_size: People generated together.
         inception_weights: ``--inception-weights`` path (see
             :func:`~semantichuman_hd.evaluation.inception.resolve_inception_weights`).
@@ -202,7 +201,7 @@ def evaluate(
             "resolution": resolution,
             "picture_size": size,
             "seed": seed,
-            "latents": f"person i: torch.Generator().manual_seed({seed} * {PERSON_SEED_STRIDE} + i)",
+            "latents": f"person i: torch.Generator().manual_seed(numpy.random.SeedSequence([{seed}, 0, i]).generate_state(1)[0])",
             "poses": f"dataset labels drawn with numpy.random.default_rng({seed})",
             "camera": "the pipeline's fixed camera; people posed with the drawn SMPL parameters and centred",
             "truncation_psi": pipe.config.truncation_psi,

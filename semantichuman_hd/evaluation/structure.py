@@ -12,6 +12,7 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 
 from ..parts import PARTS
@@ -27,17 +28,24 @@ DEPTH_ALPHA_THRESHOLD: float = 0.5
 SWAP_QUANTITIES: tuple[str, ...] = ("image", "depth", "normals")
 """Maps whose change the disentanglement score measures."""
 
-PERSON_SEED_STRIDE: int = 1 << 32
-"""Person ``i`` of a run with seed ``s`` draws its latents from ``torch.Generator().manual_seed(s · stride + i)``
-(and its swap partner from stream ``stride // 2 + i``), so results do not depend on the batch size."""
+PEOPLE_STREAM: int = 0
+"""Stream of the people a metric draws (see :func:`person_seed`)."""
 
-PARTNER_OFFSET: int = PERSON_SEED_STRIDE // 2
-"""Offset of the partner streams inside a seed's range (see :data:`PERSON_SEED_STRIDE`)."""
+PARTNER_STREAM: int = 1
+"""Stream of the swap partners of the disentanglement score."""
 
 
-def person_latents(pipe, seed: int, indices: Sequence[int] | range) -> torch.Tensor:
-    """``(len(indices), K, z_dim)`` latents, person ``i`` from its own generator (see :data:`PERSON_SEED_STRIDE`)."""
-    return torch.cat([pipe.sample_latents(1, torch.Generator().manual_seed(seed * PERSON_SEED_STRIDE + int(i))) for i in indices])
+def person_seed(seed: int, index: int, stream: int = PEOPLE_STREAM) -> int:
+    """The 32-bit seed of person ``index`` of ``stream`` in a run seeded ``seed``:
+    ``numpy.random.SeedSequence([seed, stream, index]).generate_state(1)[0]`` (torch's CPU generator keeps
+    only 32 bits of a seed, so seeds are mixed rather than offset)."""
+    return int(np.random.SeedSequence([seed, stream, index]).generate_state(1)[0])
+
+
+def person_latents(pipe, seed: int, indices: Sequence[int] | range, stream: int = PEOPLE_STREAM) -> torch.Tensor:
+    """``(len(indices), K, z_dim)`` latents, person ``i`` drawn by ``pipe.sample_latents`` from
+    ``torch.Generator().manual_seed(person_seed(seed, i, stream))``, so results do not depend on the batch size."""
+    return torch.cat([pipe.sample_latents(1, torch.Generator().manual_seed(person_seed(seed, int(i), stream))) for i in indices])
 
 
 @contextmanager
@@ -113,7 +121,7 @@ def disentanglement(
     Parameters:
         pipe: A ``SemanticHumanPipeline``.
         num_pairs: Pairs of people.
-        seed: Seed of the latents (see :data:`PERSON_SEED_STRIDE`).
+        seed: Seed of the latents (see :func:`person_seed`).
         compositions, parts: What to measure.
         conditions: Optional :class:`~semantichuman_hd.evaluation.reference.Conditions` (at least
             ``num_pairs``): poses of the people; default the pipeline's default pose.
@@ -130,7 +138,7 @@ def disentanglement(
     if unknown or not parts:
         raise ValueError(f"`parts` must be a non-empty list of {list(PARTS)}, got {list(parts)!r}.")
     people = person_latents(pipe, seed, range(num_pairs))
-    partners = person_latents(pipe, seed, range(PARTNER_OFFSET, PARTNER_OFFSET + num_pairs))
+    partners = person_latents(pipe, seed, range(num_pairs), stream=PARTNER_STREAM)
     results = {}
     for name in compositions:
         stats = {part: {side: {q: _Accumulator() for q in SWAP_QUANTITIES} for side in ("outside", "inside")} for part in parts}
