@@ -165,6 +165,7 @@ CASES: list[Case] = [
     Case("cli", "render-body --resolution 100000", "`--resolution`", lambda c: ["render-body", "--resolution", "100000", "--out", c.root / "body.png"]),
     Case("cli", "render-body --resolution 0", "`--resolution`", lambda c: ["render-body", "--resolution", "0", "--out", c.root / "body.png"]),
     Case("cli", "export-mesh --grid-resolution 100000", "`--grid-resolution`", lambda c: ["export-mesh", "--preset", "tiny", "--grid-resolution", "100000", "--out", c.root / "p.glb"]),
+    Case("cli", "turntable --frames 10000000000", "`--frames`", lambda c: ["turntable", "--preset", "tiny", "--frames", "10000000000", "--out", c.root / "t.gif"]),
     Case("cli", "turntable --frames 0", "`--frames`", lambda c: ["turntable", "--preset", "tiny", "--frames", "0", "--out", c.root / "t.gif"]),
     Case("cli", "animate --poses walk --stride 0", "`--stride`", lambda c: ["animate", "--preset", "tiny", "--poses", "walk", "--stride", "0", "--out", c.root / "a.gif"]),
     Case("cli", "export-mesh --index -1", "`--index`", lambda c: ["export-mesh", "--preset", "tiny", "--index", "-1", "--out", c.root / "p.glb"]),

@@ -120,6 +120,16 @@ def test_render_body_refuses_a_resolution_that_cannot_fit_with_an_estimate(no_wo
         body_cli.check_render_resolution(2048, available=1 << 30)
 
 
+def test_a_video_whose_frames_cannot_fit_is_refused_before_rendering(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("rendering started")
+
+    monkeypatch.setattr(export_cli, "_render_frames", refuse)
+    code, _, err = run_cli("turntable", "--preset", "tiny", "--frames", 10**10, "--out", tmp_path / "t.gif")
+    assert code == 2
+    assert "`--frames` 10000000000 needs about 61.4 TB of memory for 10000000000 frames of 32²" in err and "use fewer frames" in err
+
+
 def test_render_body_help_describes_the_command():
     code, out, _ = run_cli("render-body", "--help")
     assert code == 0

@@ -105,6 +105,50 @@ def check_output_file(path: str | os.PathLike, suffixes: tuple[str, ...], argume
     return path
 
 
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp")
+"""Picture formats ``render-body`` and ``preview-dataset`` write (by ``--out``'s suffix)."""
+
+MEMORY_HEADROOM: float = 0.8
+"""Share of the machine's available memory a command may plan to use."""
+
+
+def available_memory_bytes() -> int | None:
+    """Memory available to a new allocation on this machine (Linux ``MemAvailable``, else the physical
+    memory), or None when it cannot be told."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def format_bytes(count: float) -> str:
+    """``1.3 TB``, ``24 GB``, ``512 MB``."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if count < 1000:
+            return f"{count:.3g} {unit}"
+        count /= 1000
+    return f"{count:.3g} PB"
+
+
+def check_fits_in_memory(need: float, argument: str, value, what: str, hint: str, available: int | None = None) -> None:
+    """ValueError naming ``argument`` (= ``value``) when ``need`` bytes (for ``what``) exceed
+    :data:`MEMORY_HEADROOM` of the available memory, ending with ``hint``; nothing when the available
+    memory is unknown."""
+    available = available_memory_bytes() if available is None else available
+    if available is not None and need > MEMORY_HEADROOM * available:
+        raise ValueError(
+            f"`{argument}` {value} needs about {format_bytes(need)} of memory for {what}, but this machine has "
+            f"{format_bytes(available)} available; {hint}."
+        )
+
+
 def add_progress_argument(parser: argparse.ArgumentParser) -> None:
     """``--quiet``: no progress bars."""
     parser.add_argument("--quiet", action="store_true", help="no progress bars (results are still reported)")

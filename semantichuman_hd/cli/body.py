@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import time
 
 import numpy as np
@@ -17,7 +16,7 @@ from ..body.poses import NAMED_POSES
 from ..body.rotations import yaw_global_orient
 from ..parts import BACKGROUND_COLOR
 from ..scene import PosedPartField, body_only_field, pose_centred, render_posed_field
-from ._common import add_progress_argument, check_output_file
+from ._common import IMAGE_SUFFIXES, MEMORY_HEADROOM, add_progress_argument, available_memory_bytes, check_output_file, format_bytes
 
 PREVIEW_POSES: tuple[str, ...] = ("t-pose", "a-pose", "walking", "arms-up")
 """Poses shown by ``render-body``, one per column."""
@@ -39,38 +38,6 @@ RENDER_BYTES_PER_PIXEL: int = 1024
 per-pixel outputs and the pictures made of them), bytes, rounded up. Measured on the CPU: a 64² tile
 raised the peak by 97 MB and a 256² one by 305 MB, most of it the renderer's fixed working set of one
 16384-ray chunk; what grows past that is a few hundred bytes per pixel."""
-
-MEMORY_HEADROOM: float = 0.8
-"""Share of the machine's available memory a ``render-body`` tile may plan to use."""
-
-IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp")
-"""Picture formats ``render-body`` and ``preview-dataset`` write (by ``--out``'s suffix)."""
-
-
-def available_memory_bytes() -> int | None:
-    """Memory available to a new allocation on this machine (Linux ``MemAvailable``, else the physical
-    memory), or None when it cannot be told."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def format_bytes(count: float) -> str:
-    """``1.3 TB``, ``24 GB``, ``512 MB``."""
-    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
-        if count < 1000 or unit == "PB":
-            return f"{count:.3g} {unit}"
-        count /= 1000
-    raise AssertionError("unreachable")
-
 
 def check_render_resolution(resolution: int, argument: str = "--resolution", available: int | None = None) -> int:
     """``resolution`` if it is a positive integer whose tile fits in memory: a ValueError naming

@@ -70,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def add_deepfashion_parser(sources: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
     """The ``make-dataset deepfashion`` source."""
-    from ..data.deepfashion import DEFAULT_RESOLUTION, INTRINSICS_FRAMES
+    from ..data.deepfashion import DEFAULT_IMAGE_SIZE, INTRINSICS_FRAMES
 
     parser = sources.add_parser(
         name,
@@ -84,7 +84,14 @@ def add_deepfashion_parser(sources: argparse._SubParsersAction, name: str) -> ar
     parser.add_argument("--smpl", required=True, help="SMPL + camera fits: AG3D dataset.json, {name: label} JSON, or .npz")
     parser.add_argument("--out", required=True, help="dataset folder to write")
     parser.add_argument("--normals", help="optional folder of normal maps (NAME.png or NAME_normal.png)")
-    parser.add_argument("--resolution", type=int, default=DEFAULT_RESOLUTION, help=f"output side in pixels (default {DEFAULT_RESOLUTION})")
+    parser.add_argument(
+        "--image-size",
+        "--resolution",
+        dest="image_size",
+        type=int,
+        default=DEFAULT_IMAGE_SIZE,
+        help=f"output side in pixels (default {DEFAULT_IMAGE_SIZE}; --resolution is its deprecated name)",
+    )
     parser.add_argument(
         "--intrinsics-frame",
         choices=INTRINSICS_FRAMES,
@@ -108,7 +115,7 @@ def _make_deepfashion(args: argparse.Namespace) -> int:
         args.smpl,
         args.out,
         normals_dir=args.normals,
-        resolution=args.resolution,
+        image_size=args.image_size,
         intrinsics_frame=args.intrinsics_frame,
         workers=args.workers,
         overwrite=args.overwrite,
@@ -121,8 +128,7 @@ def _make_deepfashion(args: argparse.Namespace) -> int:
 def _preview_dataset(args: argparse.Namespace) -> int:
     from ..data.preview import dataset_stats, preview_dataset
 
-    from .body import IMAGE_SUFFIXES
-    from ._common import check_output_file
+    from ._common import IMAGE_SUFFIXES, check_output_file
 
     if args.out is None and not args.stats:
         raise ValueError("nothing to do: give --out SHEET.png and/or --stats.")

@@ -32,6 +32,7 @@ from ..export import (
 from ..parts import PARTS, part_indices
 from ._common import (
     add_model_arguments,
+    check_fits_in_memory,
     check_output_file,
     configure_pipeline_progress,
     generator_for,
@@ -48,6 +49,10 @@ ALL_PARTS: str = "all"
 RECORD_SEPARATOR: str = "_"
 """Beside output ``dir/stem.ext`` go the person's pictures and latents, as :func:`write_results` names
 them with the prefix ``stem`` + this: ``stem_image_000.png`` … ``stem_latents.safetensors``."""
+
+FRAME_BYTES_PER_PIXEL: int = 6
+"""Memory per pixel of a turntable or animation frame: every RGB frame is kept until the video is
+written (3 bytes), and the video writer makes an array of each (3 more)."""
 
 LATENTS_SUFFIX: str = RECORD_SEPARATOR + "latents.safetensors"
 """The latents used are written beside the output as ``{stem}`` + this."""
@@ -91,6 +96,13 @@ def _video_path(out: str) -> Path:
     except ImportError as error:  # .mp4 without imageio-ffmpeg: a usage problem, reported like one
         raise ValueError(str(error)) from error
     return check_output_file(path, VIDEO_SUFFIXES)
+
+
+def _check_frames_fit(pipe, count: int, args: argparse.Namespace, argument: str) -> None:
+    """Refuse, before rendering, a video whose frames cannot all be held in memory."""
+    size = pipe.config.high_resolution if args.resolution == "high" else pipe.config.low_resolution
+    need = count * size * size * FRAME_BYTES_PER_PIXEL
+    check_fits_in_memory(need, argument, count, f"{count} frames of {size}² kept until the video is written", "use fewer frames or --resolution low")
 
 
 def _render_frames(pipe, latents: torch.Tensor, count: int, args: argparse.Namespace, label: str, per_frame) -> list:
@@ -194,6 +206,7 @@ def _turntable(args: argparse.Namespace) -> int:
     pipe.set_progress_bar_config(disable=True)
     latents = _person(pipe, args, stored)
     body_pose = None if args.pose is None else NAMED_POSES[args.pose]
+    _check_frames_fit(pipe, args.frames, args, "--frames")
     # The angles of SemanticHumanPipeline.render_turntable, rendered here batch by batch under a frame bar.
     angles = 2 * math.pi * torch.arange(args.frames, dtype=torch.float32) / args.frames
     frames = _render_frames(pipe, latents, args.frames, args, "turntable", lambda frames: {"view_angle": angles[frames], "body_pose": body_pose})
@@ -219,6 +232,7 @@ def _animate(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args)
     pipe.set_progress_bar_config(disable=True)
     latents = _person(pipe, args, stored)
+    _check_frames_fit(pipe, len(motion), args, "--max-frames")
     # SemanticHumanPipeline.animate's frames, rendered here batch by batch under a frame bar.
     view_angle = math.radians(args.view_angle)
     frames = _render_frames(
