@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from typing import Any, Sequence
 
 import torch
@@ -25,6 +26,7 @@ __all__ = [
     "check_number_in_range",
     "check_positive_int",
     "check_positive_number",
+    "renamed_argument",
 ]
 
 
@@ -134,3 +136,15 @@ def check_generator(value: Any, argument: str = "generator") -> torch.Generator 
             "for a seed pass `torch.Generator().manual_seed(seed)`."
         )
     return value
+
+
+def renamed_argument(value: Any, old_value: Any, name: str, old_name: str, default: Any = None) -> Any:
+    """The value of an argument renamed from ``old_name`` to ``name``: ``old_value`` (with a
+    ``FutureWarning``) when the caller used the old name (``old_value`` is not None), else ``value``.
+    Both given with different values is an error; ``default`` is ``name``'s default (not given)."""
+    if old_value is None:
+        return value
+    warnings.warn(f"`{old_name}` is deprecated: use `{name}`.", FutureWarning, stacklevel=3)
+    if value != default and value != old_value:
+        raise ValueError(f"Pass `{name}` only (`{old_name}` is its deprecated name), got {name}={value!r} and {old_name}={old_value!r}.")
+    return old_value

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from ..checks import check_positive_int, renamed_argument
 from ..parts import NUM_PARTS, PARTS
 from .format import (
     BACKGROUND_LABEL,
@@ -131,20 +132,25 @@ class SemanticHumanDataset(torch.utils.data.Dataset):
 
     Parameters:
         root: The dataset folder (``dataset.json``, ``images/``, ``segm/``, optional ``normals/``).
-        resolution: Side ``R`` of the square items; None keeps the native size (the padded square of
-            the declared ``resolution``, or of the first image when the index declares none).
+        image_size: Side ``R`` of the square items, pixels; None keeps the native size (the padded square
+            of the size the index declares, or of the first image when the index declares none).
         mirror: Add the horizontally mirrored copy of every sample (items ``N..2N−1``).
         with_normals: ``"auto"`` (use normals when the index declares them, or, for indexes that do not
             say, when ``normals/`` exists), ``True`` (require them) or ``False`` (ignore them).
+        resolution: Deprecated name of ``image_size``.
 
     Raises:
         FileNotFoundError: If ``dataset.json`` or a listed picture is missing.
         ValueError: For a bad argument or a malformed index (:class:`DatasetFormatError`).
     """
 
-    def __init__(self, root: str | os.PathLike, resolution: int | None = None, mirror: bool = False, with_normals="auto"):
-        if resolution is not None and (isinstance(resolution, bool) or not isinstance(resolution, int) or resolution <= 0):
-            raise ValueError(f"`resolution` must be a positive integer or None, got {resolution!r}.")
+    def __init__(
+        self, root: str | os.PathLike, image_size: int | None = None, mirror: bool = False, with_normals="auto", resolution: int | None = None
+    ):
+        argument = "image_size" if resolution is None else "resolution"  # errors name what the caller passed
+        image_size = renamed_argument(image_size, resolution, "image_size", "resolution")
+        if image_size is not None:
+            check_positive_int(image_size, argument)
         if not (with_normals == "auto" if isinstance(with_normals, str) else isinstance(with_normals, bool)):
             raise ValueError(f"`with_normals` must be one of {list(WITH_NORMALS_CHOICES)}, got {with_normals!r}.")
         self.root = Path(root)
@@ -168,7 +174,7 @@ class SemanticHumanDataset(torch.utils.data.Dataset):
             self.native_size = self.index.resolution
         else:
             self.native_size = picture_size(self.root / IMAGES_DIR / self.index.names[0])
-        self.resolution = resolution if resolution is not None else max(self.native_size)
+        self.image_size = image_size if image_size is not None else max(self.native_size)
         self.labels = torch.from_numpy(self.index.vectors())
         """``(N, 111)`` flat label vectors of the (unmirrored) samples."""
 
@@ -243,7 +249,7 @@ class SemanticHumanDataset(torch.utils.data.Dataset):
         if not 0 <= index < self.num_samples:
             raise IndexError(f"sample index {index} is out of range for {self.num_samples} samples.")
         pictures = self.read_pictures(index)
-        size = self.resolution
+        size = self.image_size
         segm_native = pad_to_square(pictures["segm"], BACKGROUND_LABEL)
         image_native = pad_to_square(pictures["image"], WHITE)
         image = torch.from_numpy(np.ascontiguousarray(image_native)).permute(2, 0, 1).to(torch.float32) / (WHITE / 2) - 1.0
@@ -277,6 +283,11 @@ class SemanticHumanDataset(torch.utils.data.Dataset):
         item["mirrored"] = bool(mirrored)
         return item
 
+    @property
+    def resolution(self) -> int:
+        """Deprecated name of :attr:`image_size`."""
+        return self.image_size
+
     def validate(self) -> None:
         """Read every sample's pictures once and raise at the first problem."""
         for index in range(self.num_samples):
@@ -288,7 +299,7 @@ class SemanticHumanDataset(torch.utils.data.Dataset):
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(root={str(self.root)!r}, samples={self.num_samples}, resolution={self.resolution}, "
+            f"{type(self).__name__}(root={str(self.root)!r}, samples={self.num_samples}, image_size={self.image_size}, "
             f"mirror={self.mirror}, with_normals={self.with_normals})"
         )
 

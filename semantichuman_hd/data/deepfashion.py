@@ -14,7 +14,7 @@ Inputs (docs/dataset_format.md has the details):
 * ``normals_dir`` (optional): normal maps ``NAME.png`` or ``NAME_normal.png``, encoded
   ``(n + 1)/2 · 255`` on white.
 
-Each picture is centred on a white square (labels: background) and resized to ``resolution``; label
+Each picture is centred on a white square (labels: background) and resized to ``image_size``; label
 maps nearest-neighbour only. The camera intrinsics of the fits are taken to be normalised to that
 padded square (``intrinsics_frame="padded"``, as AG3D's fits, which were made on the padded images);
 fits made on the unpadded picture are converted with ``intrinsics_frame="original"``.
@@ -37,7 +37,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from ..checks import check_choice, check_positive_int
+from ..checks import check_choice, check_positive_int, renamed_argument
 from ..io import atomic_path
 from ..parts import PARTS
 from .dataset import read_label_map, read_rgb
@@ -68,8 +68,11 @@ NORMAL_SUFFIXES: tuple[str, ...] = (".png", "_normal.png")
 INTRINSICS_FRAMES: tuple[str, ...] = ("padded", "original")
 """Which picture the fits' normalised intrinsics refer to: the white-padded square or the original."""
 
-DEFAULT_RESOLUTION: int = 1024
-"""Output side in pixels (the paper's stage-2 resolution)."""
+DEFAULT_IMAGE_SIZE: int = 1024
+"""Output side in pixels (the paper's stage-2 render size)."""
+
+DEFAULT_RESOLUTION: int = DEFAULT_IMAGE_SIZE
+"""Deprecated name of :data:`DEFAULT_IMAGE_SIZE`."""
 
 REPORT_FILE: str = "prep_report.json"
 """Report written into the output folder."""
@@ -111,7 +114,7 @@ class PrepReport:
 
     Attributes:
         out_dir: The dataset folder written.
-        resolution: Side of the written pictures.
+        image_size: Side of the written pictures, pixels.
         intrinsics_frame: Frame the fits' intrinsics were read in.
         num_images: Image files found in ``images_dir``.
         written: Names of the samples written, sorted.
@@ -121,7 +124,7 @@ class PrepReport:
     """
 
     out_dir: str
-    resolution: int
+    image_size: int
     intrinsics_frame: str
     num_images: int = 0
     written: list[str] = field(default_factory=list)
@@ -150,7 +153,7 @@ class PrepReport:
         """A short human-readable account."""
         lines = [
             f"DeepFashion-MultiModal → {self.out_dir}: {len(self.written)} of {self.num_images} images written at "
-            f"{self.resolution}² (intrinsics frame: {self.intrinsics_frame})."
+            f"{self.image_size}² (intrinsics frame: {self.intrinsics_frame})."
         ]
         for reason, count in self.skipped_by_reason().items():
             examples = [entry["image"] for entry in self.skipped if entry["reason"] == reason][:REPORT_EXAMPLES]
@@ -263,7 +266,7 @@ class _Task:
     normals_path: Path | None
     label: dict
     out_dir: Path
-    resolution: int
+    image_size: int
     intrinsics_frame: str
 
 
@@ -304,7 +307,7 @@ def _prepare_one(task: _Task) -> dict[str, Any]:
     if task.intrinsics_frame == "original":
         intrinsics = padded_intrinsics(np.asarray(label["camera"]["intrinsics"]), width, height)
         label = make_label({"cam2world": label["camera"]["cam2world"], "intrinsics": intrinsics}, label["smpl"], label.get("extras"))
-    size = task.resolution
+    size = task.image_size
     image_out = _resize_rgb(pad_to_square(image, WHITE), size)
     parts_square = torch.from_numpy(pad_to_square(parts, BACKGROUND_LABEL).astype(np.int64))
     segm_out = resize_labels(parts_square, size)
@@ -354,11 +357,12 @@ def prepare_deepfashion(
     smpl_file: str | os.PathLike,
     out_dir: str | os.PathLike,
     normals_dir: str | os.PathLike | None = None,
-    resolution: int = DEFAULT_RESOLUTION,
+    image_size: int = DEFAULT_IMAGE_SIZE,
     intrinsics_frame: str = "padded",
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = False,
+    resolution: int | None = None,
 ) -> PrepReport:
     """Convert DeepFashion-MultiModal into a dataset folder of :mod:`semantichuman_hd.data.format`.
 
@@ -369,12 +373,13 @@ def prepare_deepfashion(
         out_dir: Dataset folder to write.
         normals_dir: Optional folder of normal maps (``NAME.png`` or ``NAME_normal.png``); when given,
             every written sample has one and images without one are skipped.
-        resolution: Side of the output squares.
+        image_size: Side of the output squares, pixels.
         intrinsics_frame: ``"padded"`` if the fits' normalised intrinsics refer to the white-padded
             square picture, ``"original"`` if to the unpadded one (converted here).
         workers: Processes converting images in parallel (1 = in this process).
         overwrite: Replace an existing dataset in ``out_dir``.
         progress: Show a progress bar on stderr.
+        resolution: Deprecated name of ``image_size``.
 
     Returns:
         The :class:`PrepReport` (also written to ``out_dir/prep_report.json``).
@@ -388,13 +393,14 @@ def prepare_deepfashion(
     for argument, folder in (("images_dir", images_dir), ("parsing_dir", parsing_dir), ("normals_dir", normals_dir)):
         if folder is not None and not Path(folder).is_dir():
             raise FileNotFoundError(f"`{argument}` {folder} is not a folder.")
-    check_positive_int(resolution, "resolution")
+    argument = "image_size" if resolution is None else "resolution"  # errors name what the caller passed
+    image_size = check_positive_int(renamed_argument(image_size, resolution, "image_size", "resolution", default=DEFAULT_IMAGE_SIZE), argument)
     check_choice(intrinsics_frame, INTRINSICS_FRAMES, "intrinsics_frame")
     check_positive_int(workers, "workers")
     if (out_dir / INDEX_FILE).exists() and not overwrite:
         raise ValueError(f"{out_dir / INDEX_FILE} already exists; pass overwrite=True (--overwrite) to replace it.")
     fits = load_smpl_fits(smpl_file)
-    report = PrepReport(out_dir=str(out_dir), resolution=resolution, intrinsics_frame=intrinsics_frame)
+    report = PrepReport(out_dir=str(out_dir), image_size=image_size, intrinsics_frame=intrinsics_frame)
     files = _image_files(images_dir)
     report.num_images = len(files)
     tasks: list[_Task] = []
@@ -418,7 +424,7 @@ def prepare_deepfashion(
                 report.skip(path.name, SKIP_NO_NORMALS, f"neither {' nor '.join(stem + s for s in NORMAL_SUFFIXES)} in {normals_dir}")
                 continue
         used_stems.add(stem)
-        tasks.append(_Task(f"{stem}.png", path, parsing_path, normals_path, fits[stem], out_dir, resolution, intrinsics_frame))
+        tasks.append(_Task(f"{stem}.png", path, parsing_path, normals_path, fits[stem], out_dir, image_size, intrinsics_frame))
     report.unused_fits = len(set(fits) - {path.stem for path in files})
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -443,7 +449,7 @@ def prepare_deepfashion(
         "intrinsics_frame": "padded square",
         "deepfashion_labels_per_part": {part: [v for v, p in DEEPFASHION_LABEL_TO_PART.items() if p == part] for part in PARTS},
     }
-    write_index(out_dir, sorted(entries, key=lambda entry: entry[0]), resolution, normals_dir is not None, info=info)
+    write_index(out_dir, sorted(entries, key=lambda entry: entry[0]), image_size, normals_dir is not None, info=info)
     return report
 
 

@@ -48,7 +48,7 @@ def preview_dataset(root: str | os.PathLike, out_path: str | os.PathLike, num: i
     """
     check_positive_int(num, "num")
     check_positive_int(tile, "tile")
-    dataset = SemanticHumanDataset(root, resolution=tile)
+    dataset = SemanticHumanDataset(root, image_size=tile)
     rng = np.random.default_rng(seed)
     chosen = sorted(rng.choice(dataset.num_samples, size=min(num, dataset.num_samples), replace=False).tolist())
     rows = []

@@ -10,6 +10,8 @@ DEFAULT_NUM: int = 1000
 
 def add_synthetic_parser(sources: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
     """Add the ``make-dataset synthetic`` parser to the ``make-dataset`` sources."""
+    from .generator import DEFAULT_IMAGE_SIZE
+
     parser = sources.add_parser(
         name,
         help="procedural clothed humans on the open body (offline stand-in for DeepFashion)",
@@ -18,7 +20,14 @@ def add_synthetic_parser(sources: argparse._SubParsersAction, name: str) -> argp
         "SMPL labels. Sample i depends only on (--seed, i), so any number of workers gives the same files.",
     )
     parser.add_argument("--num", type=int, default=DEFAULT_NUM, help=f"number of samples (default {DEFAULT_NUM})")
-    parser.add_argument("--resolution", type=int, default=256, help="image side in pixels (default 256; 1024 for stage 2)")
+    parser.add_argument(
+        "--image-size",
+        "--resolution",
+        dest="image_size",
+        type=int,
+        default=DEFAULT_IMAGE_SIZE,
+        help=f"image side in pixels (default {DEFAULT_IMAGE_SIZE}; 1024 for stage 2; --resolution is its deprecated name)",
+    )
     parser.add_argument("--out", required=True, help="dataset folder to write")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
@@ -35,7 +44,7 @@ def _make_synthetic(args: argparse.Namespace) -> int:
     path = generate_dataset(
         args.out,
         num=args.num,
-        resolution=args.resolution,
+        image_size=args.image_size,
         seed=args.seed,
         workers=args.workers,
         with_normals=not args.no_normals,

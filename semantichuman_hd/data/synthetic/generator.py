@@ -34,7 +34,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from ...checks import check_non_negative_int, check_positive_int
+from ...checks import check_non_negative_int, check_positive_int, renamed_argument
 from ...body.body_model import BodyModel, canonical_body_pose, random_plausible_pose
 from ...body.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from ...body.smpl_format import NUM_BETAS, SMPL_JOINT_NAMES
@@ -108,8 +108,11 @@ AMBIENT: tuple[float, float] = (0.38, 0.5)
 """Range of the ambient light."""
 DIFFUSE: tuple[float, float] = (0.5, 0.7)
 """Range of the directional (Lambert) light."""
+DEFAULT_IMAGE_SIZE: int = 256
+"""Default image side in pixels (the paper's stage-1 size)."""
+
 DEFAULT_SUPERSAMPLING_LIMIT: int = 512
-"""Images up to this resolution are rendered at 2× and averaged (anti-aliasing); larger ones at 1×."""
+"""Images up to this size are rendered at 2× and averaged (anti-aliasing); larger ones at 1×."""
 
 LABEL_DECIMALS: int = 6
 """SMPL label values are rounded to this many decimals when drawn (before rendering), so the label
@@ -251,19 +254,24 @@ class SyntheticHumanGenerator:
     """Samples and renders synthetic clothed humans.
 
     Parameters:
-        resolution: Image size R (square).
+        image_size: Image side R in pixels (square).
         supersample: Anti-aliasing factor of the image (default 2 up to
             :data:`DEFAULT_SUPERSAMPLING_LIMIT`, else 1).
         body: The body model (default: the open body).
+        resolution: Deprecated name of ``image_size``.
 
     Raises:
-        ValueError: For a non-positive resolution or supersampling factor.
+        ValueError: For a non-positive image size or supersampling factor.
     """
 
-    def __init__(self, resolution: int = 256, supersample: int | None = None, body: BodyModel | None = None):
-        self.resolution = check_positive_int(resolution, "resolution")
+    def __init__(
+        self, image_size: int = DEFAULT_IMAGE_SIZE, supersample: int | None = None, body: BodyModel | None = None, resolution: int | None = None
+    ):
+        argument = "image_size" if resolution is None else "resolution"
+        image_size = renamed_argument(image_size, resolution, "image_size", "resolution", default=DEFAULT_IMAGE_SIZE)
+        self.image_size = check_positive_int(image_size, argument)
         if supersample is None:
-            supersample = 2 if resolution <= DEFAULT_SUPERSAMPLING_LIMIT else 1
+            supersample = 2 if image_size <= DEFAULT_SUPERSAMPLING_LIMIT else 1
         self.supersample = check_positive_int(supersample, "supersample")
         self.body = body if body is not None else BodyModel.open()
         self.body.eval()
@@ -457,9 +465,9 @@ class SyntheticHumanGenerator:
     # -- rendering -----------------------------------------------------------------------------------
 
     def render_spec(self, spec: SampleSpec, uncentred: list[tuple[MeshPiece, Material]] | None = None) -> RenderedSample:
-        """Render a sample spec at the generator's resolution (``uncentred``: see :meth:`build_scene`)."""
+        """Render a sample spec at the generator's image size (``uncentred``: see :meth:`build_scene`)."""
         scene = self.build_scene(spec, uncentred)
-        size = self.resolution
+        size = self.image_size
         vertices = torch.as_tensor(scene.vertices, dtype=torch.float32)[None]
         camera = self.camera.to(dtype=torch.float32)
         pixels, depth = camera.project(vertices)
@@ -625,10 +633,10 @@ def sample_name(index: int) -> str:
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_init(resolution: int, supersample: int | None) -> None:
+def _worker_init(image_size: int, supersample: int | None) -> None:
     """Pool initializer: one thread per worker process, one generator per worker."""
     torch.set_num_threads(1)
-    _WORKER["generator"] = SyntheticHumanGenerator(resolution, supersample)
+    _WORKER["generator"] = SyntheticHumanGenerator(image_size, supersample)
 
 
 def _render_and_write(generator: SyntheticHumanGenerator, job: tuple[str, int, int, bool]) -> list:
@@ -653,38 +661,42 @@ def _worker_task(job: tuple[str, int, int, bool]) -> list:
 def generate_dataset(
     out_dir: str | os.PathLike,
     num: int,
-    resolution: int = 256,
+    image_size: int = DEFAULT_IMAGE_SIZE,
     seed: int = 0,
     workers: int = 1,
     with_normals: bool = True,
     supersample: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    resolution: int | None = None,
 ) -> Path:
     """Generate a synthetic dataset folder (see ``docs/dataset_format.md``).
 
     Parameters:
         out_dir: The dataset folder (created).
         num: Number of samples.
-        resolution: Image size R.
+        image_size: Image side R in pixels.
         seed: Dataset seed; sample ``i`` depends only on ``(seed, i)``.
         workers: Worker processes (1 renders in this process).
         with_normals: Write normal maps.
         supersample: Anti-aliasing factor (default as :class:`SyntheticHumanGenerator`).
         overwrite: Allow replacing an existing dataset in ``out_dir``.
         progress: Show a tqdm progress bar.
+        resolution: Deprecated name of ``image_size``.
 
     Returns:
         The path of ``dataset.json``.
 
     Raises:
-        ValueError: For a non-positive ``num``, ``resolution``, ``workers`` or ``supersample``, a
+        ValueError: For a non-positive ``num``, ``image_size``, ``workers`` or ``supersample``, a
             negative ``seed``, or an existing dataset without ``overwrite``.
     """
     from tqdm.auto import tqdm
 
     num = check_positive_int(num, "num")
-    resolution = check_positive_int(resolution, "resolution")
+    argument = "image_size" if resolution is None else "resolution"
+    image_size = renamed_argument(image_size, resolution, "image_size", "resolution", default=DEFAULT_IMAGE_SIZE)
+    image_size = check_positive_int(image_size, argument)
     workers = check_positive_int(workers, "workers")
     seed = check_non_negative_int(seed, "seed")
     if supersample is not None:
@@ -698,13 +710,13 @@ def generate_dataset(
     bar = tqdm(total=num, desc="synthetic humans", unit="img", disable=not progress)
     try:
         if workers == 1:
-            generator = SyntheticHumanGenerator(resolution, supersample)
+            generator = SyntheticHumanGenerator(image_size, supersample)
             for job in jobs:
                 entries.append(_render_and_write(generator, job))
                 bar.update()
         else:
             context = multiprocessing.get_context("spawn")
-            with context.Pool(workers, initializer=_worker_init, initargs=(resolution, supersample)) as pool:
+            with context.Pool(workers, initializer=_worker_init, initargs=(image_size, supersample)) as pool:
                 for entry in pool.imap(_worker_task, jobs, chunksize=1):
                     entries.append(entry)
                     bar.update()
@@ -718,4 +730,4 @@ def generate_dataset(
         "normal_frame": "world",
         "body_model": "open",
     }
-    return write_index(out_dir, entries, resolution, with_normals, info)
+    return write_index(out_dir, entries, image_size, with_normals, info)
