@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from .body.deformer import InverseLBSDeformer, PosedBody
+from .checks import check_positive_number
 from .body.sdf_prior import PRIOR_SHELL_WIDTH
 from .io import atomic_path
 from .parts import PARTS
@@ -438,8 +439,7 @@ def save_video(frames: Sequence, path: str | os.PathLike, fps: float = DEFAULT_F
     import imageio.v3 as iio
 
     path = check_video_path(path)
-    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not (math.isfinite(fps) and fps > 0):
-        raise ValueError(f"`fps` must be a positive finite number, got {fps!r}.")
+    check_positive_number(fps, "fps", unit="frames per second")
     arrays = [np.asarray(frame.convert("RGB") if hasattr(frame, "convert") else frame) for frame in frames]
     if not arrays:
         raise ValueError("`frames` must hold at least one frame, got none.")

@@ -4,7 +4,6 @@ result as image, semantic picture, depth and normal PNGs plus the latents that r
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import tempfile
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..checks import check_finite_number
 
 DEFAULT_MODEL: str | None = None
 """The bundled demo checkpoint (a folder or repo id) once it exists; until then ``None``: commands fall
@@ -207,8 +208,8 @@ def load_pipeline(args: argparse.Namespace):
     if args.preset is not None and args.preset not in PRESETS:
         raise ValueError(f"`--preset` must be one of {sorted(PRESETS)}, got {args.preset!r}.")
     psi = getattr(args, "truncation_psi", None)
-    if psi is not None and not math.isfinite(psi):
-        raise ValueError(f"`--truncation-psi` must be a finite number, got {psi!r}.")
+    if psi is not None:
+        check_finite_number(psi, "--truncation-psi")
     device = check_device(args.device)
     if args.model is not None:
         try:

@@ -17,6 +17,7 @@ import torch
 
 from ..body.amass import BUNDLED_MOTIONS, load_amass, resolve_motion
 from ..body.poses import NAMED_POSES
+from ..checks import check_positive_int, check_positive_number
 from ..export import (
     DEFAULT_FPS,
     DEFAULT_FRAMES_PER_BATCH,
@@ -78,11 +79,9 @@ def parse_part_names(text: str | None) -> list[str] | None:
 
 
 def _check_positive(value, argument: str, integer: bool = True) -> None:
-    if value is None:
-        return
-    if not (math.isfinite(value) and value > 0):
-        kind = "integer" if integer else "number"
-        raise ValueError(f"`{argument}` must be a positive {kind}, got {value!r}.")
+    """An optional positive integer (or, with ``integer=False``, number) option."""
+    if value is not None:
+        (check_positive_int if integer else check_positive_number)(value, argument)
 
 
 def _check_pose(name: str | None) -> None:
