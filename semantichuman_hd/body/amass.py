@@ -32,6 +32,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from ..checks import check_positive_int, check_positive_number
 from .rotations import amass_root_to_smpl, axis_angle_to_matrix
 from .smpl_format import BODY_POSE_DIM, GLOBAL_ORIENT_DIM, NUM_BETAS, NUM_SMPL_JOINTS
 
@@ -98,9 +99,9 @@ class Motion:
     def subsample(self, stride: int = 1, max_frames: int | None = None, start: int = 0) -> "Motion":
         """Every ``stride``-th frame from ``start``, at most ``max_frames`` of them; the frame rate is
         divided by ``stride``."""
-        for name, value in (("stride", stride), ("max_frames", max_frames)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        check_positive_int(stride, "stride")
+        if max_frames is not None:
+            check_positive_int(max_frames, "max_frames")
         if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start < len(self):
             raise ValueError(f"`start` must be an integer in [0, {len(self) - 1}], got {start!r}.")
         index = torch.arange(start, len(self), stride)
@@ -210,8 +211,8 @@ def motion_from_arrays(
                 raise ValueError(f"{source}: `{key}` must be one positive finite number (frames per second), got {value.tolist()!r}.")
             rate = float(value.reshape(-1)[0])
             break
-    if rate is not None and not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
-        raise ValueError(f"`framerate` must be a positive finite number, got {rate!r}.")
+    if rate is not None:
+        check_positive_number(rate, "framerate", unit="frames per second")
 
     global_orient = torch.from_numpy(root).float()
     transl_tensor = None if transl is None else torch.from_numpy(transl).float()

@@ -26,6 +26,7 @@ from smplx.lbs import batch_rigid_transform, batch_rodrigues, blend_shapes, vert
 from smplx.utils import Struct
 from torch import nn
 
+from ..checks import check_positive_int
 from ..paths import user_cache_dir
 from .procedural import OPEN_BODY_VERSION, build_open_body_model
 from .smpl_format import (
@@ -87,8 +88,7 @@ CANONICAL_BODY_POSE: torch.Tensor = _body_pose_from(
 
 def canonical_body_pose(batch_size: int = 1) -> torch.Tensor:
     """:data:`CANONICAL_BODY_POSE` repeated to ``(batch_size, 69)``."""
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+    check_positive_int(batch_size, "batch_size")
     return CANONICAL_BODY_POSE.unsqueeze(0).repeat(batch_size, 1)
 
 
@@ -175,8 +175,7 @@ def random_plausible_pose(num: int, generator: torch.Generator | None = None) ->
         :data:`WALKING_FRACTION` of the poses the legs instead take a walking step (one thigh forward,
         the other back, the forward leg's knee bent).
     """
-    if not isinstance(num, int) or num < 1:
-        raise ValueError(f"`num` must be a positive integer, got {num!r}.")
+    check_positive_int(num, "num")
     low, high = _pose_limits()
     pose = low + (high - low) * torch.rand(num, BODY_POSE_DIM, generator=generator)
     walking = torch.rand(num, generator=generator) < WALKING_FRACTION

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import check_positive_int, check_positive_number
 from .smpl_format import SMPL_JOINT_NAMES
 
 WALK_FRAMERATE: float = 30.0
@@ -77,10 +78,8 @@ def walk_cycle(num_frames: int = WALK_FRAMES, framerate: float = WALK_FRAMERATE)
         num_frames: T, at least 1.
         framerate: frames per second, positive.
     """
-    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
-        raise ValueError(f"`num_frames` must be a positive integer, got {num_frames!r}.")
-    if not (isinstance(framerate, (int, float)) and math.isfinite(framerate) and framerate > 0):
-        raise ValueError(f"`framerate` must be a positive number of frames per second, got {framerate!r}.")
+    check_positive_int(num_frames, "num_frames")
+    check_positive_number(framerate, "framerate", unit="frames per second")
     time = np.arange(num_frames) / framerate
     phase = 2 * math.pi * time / STRIDE_SECONDS  # sin(phase) > 0: the left leg is in front
     swing = np.sin(phase)
