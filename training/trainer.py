@@ -70,6 +70,13 @@ whose files do not match it, is incomplete or corrupted and is refused)."""
 PIPELINE_FOLDER: str = "pipeline"
 """The final ``save_pretrained`` folder (EMA weights) inside the output directory."""
 
+METRICS_FILE: str = "metrics.jsonl"
+"""Every logged step's values, one JSON object per line, appended (also when resuming)."""
+
+SUMMARY_FILE: str = "train_summary.json"
+"""Written at the end: steps, images seen, processes, and a digest of the trained weights on every
+process (DDP keeps them identical; the digests show it)."""
+
 SEED_STRIDE: int = 1_000_003
 """Step seeds are ``seed · SEED_STRIDE + step · NUM_STREAMS + stream`` (distinct for every step and rank)."""
 
@@ -112,7 +119,7 @@ class TrainingData:
         if not (root / "dataset.json").is_file():
             raise FileNotFoundError(f"`data_dir` {root} is not a dataset: {root / 'dataset.json'} is missing (see docs/dataset_format.md).")
         try:
-            self.dataset = SemanticHumanDataset(root, resolution=size, mirror=config.mirror, with_normals=with_normals or False)
+            self.dataset = SemanticHumanDataset(root, image_size=size, mirror=config.mirror, with_normals=with_normals or False)
         except ValueError as error:
             if with_normals:
                 raise ValueError(
@@ -238,6 +245,16 @@ class Judge:
 
 
 # -- checkpoints --------------------------------------------------------------------------------------
+
+
+def parameter_digest(*modules: torch.nn.Module) -> str:
+    """SHA-256 of the modules' parameters and buffers, in order (equal weights give equal digests)."""
+    digest = hashlib.sha256()
+    for module in modules:
+        for name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _sha256(path: Path) -> str:
@@ -610,6 +627,9 @@ class Trainer:
                 logs["images_per_second"] = window_images / max(elapsed, 1e-9)
                 logs["images_seen"] = self.state.images_seen
                 accelerator.log(logs, step=step)
+                if accelerator.is_main_process:
+                    with open(self.output_dir / METRICS_FILE, "a") as handle:
+                        handle.write(json.dumps({"step": step, **logs}) + "\n")
                 progress.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in logs.items() if k.startswith("loss/")})
                 window_start, window_images = time.perf_counter(), 0
             if config.sample_every and step % config.sample_every == 0:
@@ -620,5 +640,21 @@ class Trainer:
         self.save_checkpoint()
         self.log_samples()
         folder = self.export()
+        self.write_summary()
         accelerator.end_training()
         return folder
+
+    def write_summary(self) -> None:
+        """:data:`SUMMARY_FILE`: the digests of every process's generator and discriminator weights."""
+        from accelerate.utils import gather_object
+
+        digests = gather_object([parameter_digest(self.G_plain, self.D_plain)])
+        if self.accelerator.is_main_process:
+            summary = {
+                "stage": self.stage,
+                "step": self.state.step,
+                "images_seen": self.state.images_seen,
+                "num_processes": self.accelerator.num_processes,
+                "process_digests": digests,
+            }
+            (self.output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1))

@@ -1,0 +1,264 @@
+"""Training with Accelerate (`training/`): which parameters each stage trains, a real two-process
+launch, SIGKILL and resume, TensorBoard logs and samples, and clear errors for bad input. All on the
+`tiny` preset, a few steps, on the CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from semantichuman_hd import SemanticHumanPipeline
+from training.config import load_config
+from training.trainer import (
+    CHECKPOINT_MANIFEST,
+    METRICS_FILE,
+    SUMMARY_FILE,
+    Trainer,
+    TrainingError,
+    list_checkpoints,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+TRAIN = REPO / "training" / "train.py"
+TINY1 = REPO / "training" / "configs" / "tiny_stage1.yaml"
+TINY2 = REPO / "training" / "configs" / "tiny_stage2.yaml"
+# Smallest useful runs: one thread so repeated runs are bit-identical.
+FAST = ["batch_size=2", "num_stratified=6", "num_importance=6", "reg_points=16", "num_samples=1", "log_every=1"]
+
+
+def _env() -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    env.pop("WORLD_SIZE", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """Eight procedural people at 128² (enough for tiny's stage 1 at 32² and stage 2 at 128²)."""
+    out = tmp_path_factory.mktemp("data") / "synth"
+    subprocess.run(
+        [sys.executable, "-m", "semantichuman_hd", "make-dataset", "synthetic", "--num", "8", "--resolution", "128", "--out", str(out)],
+        check=True, capture_output=True, env=_env(),
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def stage1_pipeline(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("stage1") / "pipeline"
+    SemanticHumanPipeline.from_preset("tiny", seed=3).save_pretrained(folder)
+    return folder
+
+
+def _trainer(config_path, tmp_path, *overrides) -> Trainer:
+    torch.manual_seed(0)
+    config = load_config(config_path, [*FAST, "logger=none", f"output_dir={tmp_path / 'run'}", *overrides])
+    return Trainer(config)
+
+
+def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: value.detach().clone() for name, value in module.named_parameters()}
+
+
+def _changed(before: dict, module: torch.nn.Module) -> dict[str, bool]:
+    return {name: not torch.equal(before[name], value.detach()) for name, value in module.named_parameters()}
+
+
+# -- configuration ---------------------------------------------------------------------------------
+
+
+def test_config_rejects_unknown_keys_and_bad_values(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown configuration keys \['batch_sise'\]"):
+        load_config(TINY1, ["data_dir=x", "batch_sise=4"])
+    with pytest.raises(ValueError, match="`batch_size` must be an integer >= 1, got 0"):
+        load_config(TINY1, ["data_dir=x", "batch_size=0"])
+    with pytest.raises(ValueError, match="`g_lr` must be of type float"):
+        load_config(TINY1, ["data_dir=x", "g_lr=fast"])
+    with pytest.raises(ValueError, match="`ray_bounds` must be one of"):
+        load_config(TINY1, ["data_dir=x", "ray_bounds=sphere"])
+    with pytest.raises(ValueError, match="`stage1_pipeline` must name the stage-1 pipeline folder"):
+        load_config(TINY2, ["data_dir=x"])
+    with pytest.raises(ValueError, match="`data_dir` must name a dataset folder"):
+        load_config(TINY1, [])
+    with pytest.raises(ValueError, match="key=value"):
+        load_config(TINY1, ["data_dir"])
+    with pytest.raises(FileNotFoundError, match="--config"):
+        load_config(tmp_path / "missing.yaml", ["data_dir=x"])
+    config = load_config(TINY1, ["data_dir=x", "crop_width=8", "ema_rampup=null"])
+    assert config.crop_width == 8 and config.ema_rampup is None
+
+
+def test_bad_datasets_and_pipelines_fail_before_training(tmp_path, dataset):
+    with pytest.raises(FileNotFoundError, match="is not a dataset"):
+        _trainer(TINY1, tmp_path, f"data_dir={tmp_path / 'nowhere'}")
+    small = tmp_path / "small"
+    subprocess.run(
+        [sys.executable, "-m", "semantichuman_hd", "make-dataset", "synthetic", "--num", "2", "--resolution", "16", "--out", str(small)],
+        check=True, capture_output=True, env=_env(),
+    )
+    with pytest.raises(ValueError, match="holds 16-pixel pictures but stage training renders 32 pixels"):
+        _trainer(TINY1, tmp_path, f"data_dir={small}")
+    with pytest.raises(FileNotFoundError, match="is not a pipeline folder"):
+        _trainer(TINY2, tmp_path, f"data_dir={dataset}", f"stage1_pipeline={tmp_path}")
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_train_cli_reports_config_errors_with_status_2(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(TRAIN), "--config", str(TINY1), "data_dir=x", "bogus=1"], capture_output=True, text=True, env=_env()
+    )
+    assert result.returncode == 2
+    assert "unknown configuration keys ['bogus']" in result.stderr and "Traceback" not in result.stderr
+
+
+# -- what each stage trains ------------------------------------------------------------------------
+
+
+def test_stage1_step_trains_mapper_and_local_generators_only(tmp_path, dataset):
+    trainer = _trainer(TINY1, tmp_path, f"data_dir={dataset}")
+    G, D = trainer.G_plain, trainer.D_plain
+    before_g, before_d = _snapshot(G), _snapshot(D)
+    trainer.train_step()
+    changed = _changed(before_g, G)
+    frozen = {name for name in changed if name.startswith("super_resolution.")}
+    assert frozen and not any(changed[name] for name in frozen), "stage 1 must leave the super-resolution module bit-identical"
+    trained = [name for name in changed if name not in frozen]
+    assert all(changed[name] for name in trained), [name for name in trained if not changed[name]]
+    assert all(_changed(before_d, D).values())
+    assert trainer.state.step == 1 and trainer.state.images_seen == 2
+
+
+def test_stage2_step_trains_super_resolution_only(tmp_path, dataset, stage1_pipeline):
+    trainer = _trainer(TINY2, tmp_path, f"data_dir={dataset}", f"stage1_pipeline={stage1_pipeline}")
+    G = trainer.G_plain
+    before = _snapshot(G)
+    first = trainer.train_step()  # the HR output layers start at zero: blocks behind them get gradients from step 2 on
+    logs = trainer.train_step()
+    changed = _changed(before, G)
+    trained = {name for name in changed if name.startswith("super_resolution.")}
+    assert all(changed[name] for name in trained), [name for name in trained if not changed[name]]
+    assert not any(changed[name] for name in changed if name not in trained), "stage 2 must leave stage 1 bit-identical"
+    assert "loss/r1" in first and "loss/r1" not in logs  # lazy R1: every r1_interval steps
+    assert logs["loss/upsampling"] > 0 and "semantic" not in trainer.D_plain.names
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_checkpoints(tmp_path, dataset, monkeypatch):
+    trainer = _trainer(TINY1, tmp_path, f"data_dir={dataset}")
+    trainer.train_step()
+    saved = trainer.save_checkpoint()
+    manifest = (saved / CHECKPOINT_MANIFEST).read_text()
+    before = _snapshot(trainer.G_plain)
+    monkeypatch.setattr("training.trainer.generator_loss", lambda logits: torch.tensor(float("nan")))
+    with pytest.raises(TrainingError, match=r"the generator loss is nan at step 1; nothing was updated and the last checkpoint .*checkpoint-1 is intact"):
+        trainer.train_step()
+    assert not any(_changed(before, trainer.G_plain).values())
+    assert (saved / CHECKPOINT_MANIFEST).read_text() == manifest
+
+
+def test_corrupted_truncated_or_incomplete_checkpoints_are_refused(tmp_path, dataset):
+    trainer = _trainer(TINY1, tmp_path, f"data_dir={dataset}", "checkpoints_total_limit=5")
+    trainer.train_step()
+    first = trainer.save_checkpoint()
+    trainer.train_step()
+    second = trainer.save_checkpoint()
+    assert list_checkpoints(trainer.checkpoint_dir) == [first, second]
+    weights = sorted(first.glob("*.safetensors"))[0]
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(TrainingError, match=f"checkpoint {first} is corrupted: {weights.name} does not match"):
+        trainer.resume(str(first))
+    truncated = sorted(second.glob("*.safetensors"))[0]
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    with pytest.raises(TrainingError, match="is corrupted"):
+        trainer.resume("latest")
+    (second / CHECKPOINT_MANIFEST).unlink()
+    with pytest.raises(TrainingError, match="is incomplete"):
+        trainer.resume(str(second))
+    assert list_checkpoints(trainer.checkpoint_dir) == [first]  # one without a manifest is not a checkpoint
+
+
+# -- real launches ---------------------------------------------------------------------------------
+
+
+def _metrics(run: Path) -> dict[int, dict]:
+    """The last logged values of each step (a killed run may have logged some twice)."""
+    lines = [json.loads(line) for line in (run / METRICS_FILE).read_text().splitlines()]
+    return {line["step"]: line for line in lines}
+
+
+def test_two_process_launch_keeps_ranks_identical(tmp_path, dataset):
+    run = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29617",
+        str(TRAIN), "--config", str(TINY1), *FAST, "max_steps=2", "checkpointing_steps=0", "sample_every=0",
+        f"data_dir={dataset}", f"output_dir={run}", "logger=none",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((run / SUMMARY_FILE).read_text())
+    assert summary["num_processes"] == 2 and len(summary["process_digests"]) == 2
+    assert summary["process_digests"][0] == summary["process_digests"][1]
+    assert summary["images_seen"] == 2 * 2 * 2  # steps × batch × processes
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, dataset):
+    common = [
+        sys.executable, str(TRAIN), "--config", str(TINY1), *FAST, "max_steps=4", "checkpointing_steps=2", "sample_every=0",
+        f"data_dir={dataset}", "logger=none",
+    ]
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    subprocess.run([*common, f"output_dir={straight}"], check=True, capture_output=True, env=_env(), timeout=600)
+
+    process = subprocess.Popen([*common, f"output_dir={killed}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
+    checkpoint = killed / "checkpoints" / "checkpoint-2" / CHECKPOINT_MANIFEST
+    deadline = time.monotonic() + 600
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert checkpoint.exists() and not (killed / "pipeline").exists()
+
+    subprocess.run([*common, f"output_dir={killed}", "--resume_from_checkpoint", "latest"], check=True, capture_output=True, env=_env(), timeout=600)
+    expected, resumed = _metrics(straight), _metrics(killed)
+    for step in (3, 4):
+        for key in ("loss/g_adversarial", "loss/d", "logits/real", "logits/fake", "beta"):
+            assert resumed[step][key] == pytest.approx(expected[step][key], rel=1e-5, abs=1e-7), (step, key)
+    a = SemanticHumanPipeline.from_pretrained(straight / "pipeline")
+    b = SemanticHumanPipeline.from_pretrained(killed / "pipeline")
+    for (name, x), (_, y) in zip(a.local_generators.state_dict().items(), b.local_generators.state_dict().items()):
+        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-7, msg=name)
+    assert json.loads((killed / SUMMARY_FILE).read_text())["step"] == 4
+
+
+def test_short_run_writes_tensorboard_scalars_samples_and_a_pipeline(tmp_path, dataset):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "tb"
+    command = [
+        sys.executable, str(TRAIN), "--config", str(TINY1), *FAST, "max_steps=3", "sample_every=2", "checkpointing_steps=2",
+        f"data_dir={dataset}", f"output_dir={run}",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    event_dirs = sorted({p.parent for p in (run / "logs").rglob("events.out.tfevents.*")})
+    assert event_dirs
+    accumulator = EventAccumulator(str(event_dirs[0]))
+    accumulator.Reload()
+    scalars = set(accumulator.Tags()["scalars"])
+    assert {"loss/g_adversarial", "loss/d", "loss/r1", "loss/eikonal", "loss/density_tv", "beta", "images_per_second"} <= scalars
+    assert [event.step for event in accumulator.Scalars("loss/d")] == [1, 2, 3]
+    assert "samples" in accumulator.Tags()["images"]
+    assert sorted(p.name for p in (run / "samples").glob("*.png")) == ["step-0000002.png", "step-0000003.png"]
+    pipe = SemanticHumanPipeline.from_pretrained(run / "pipeline")
+    assert pipe(num_images=1, output_type="np").images.shape == (1, 32, 32, 3)
+    assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["checkpoint-2", "checkpoint-3"]
