@@ -146,6 +146,33 @@ BUNDLED_MOTION: str = "walk"
 BUNDLED_MOTION_FRAME: int = 10
 """Frame of the bundled motion in the example."""
 
+DEFAULT_SEED_A: int = 7
+"""Seed of person A when the page opens."""
+
+DEFAULT_SEED_B: int = 11
+"""Seed of person B (try-on, interpolation) when the page opens."""
+
+VIEW_ANGLE_STEP: float = 5.0
+"""Step of the view-angle slider, degrees."""
+
+FRACTION_STEP: float = 0.05
+"""Step of the truncation and interpolation-weight sliders."""
+
+MESH_GRID_STEP: int = 16
+"""Step of the mesh grid slider."""
+
+PICTURE_HEIGHT: int = 280
+"""Height of the main pictures on the page, pixels (small renders are enlarged to fit)."""
+
+TAB_PICTURE_HEIGHT: int = 256
+"""Height of the pictures in the tabs, pixels."""
+
+MESH_VIEWER_HEIGHT: int = 360
+"""Height of the 3D viewer, pixels."""
+
+UPLOAD_HEIGHT: int = 120
+"""Height of the motion upload box, pixels."""
+
 CSS: str = """
 #random-weights-warning { border: 2px solid #d97706; background: #fef3c7; color: #78350f; border-radius: 8px; padding: 8px 14px; }
 #random-weights-warning * { color: #78350f !important; }
@@ -668,7 +695,7 @@ def build_demo(space: SemanticHumanSpace) -> gr.Blocks:
         with gr.Row():
             with gr.Column(scale=2, min_width=320):
                 with gr.Row(equal_height=True):
-                    seed = gr.Number(7, label="Seed (person A)", minimum=0, maximum=MAX_SEED, precision=0, scale=3, elem_id="seed")
+                    seed = gr.Number(DEFAULT_SEED_A, label="Seed (person A)", minimum=0, maximum=MAX_SEED, precision=0, scale=3, elem_id="seed")
                     dice = gr.Button("Roll the dice", scale=1, min_width=100, elem_id="dice")
                 generate_button = gr.Button("Generate", variant="primary", elem_id="generate")
                 with gr.Accordion("Parts of person A", open=True):
@@ -676,7 +703,7 @@ def build_demo(space: SemanticHumanSpace) -> gr.Blocks:
                     for row in (PARTS[: NUM_PARTS // 2], PARTS[NUM_PARTS // 2 :]):
                         with gr.Row():
                             part_seeds += [
-                                gr.Number(7, label=name, minimum=0, maximum=MAX_SEED, precision=0, min_width=80, elem_id=f"seed-{name}") for name in row
+                                gr.Number(DEFAULT_SEED_A, label=name, minimum=0, maximum=MAX_SEED, precision=0, min_width=80, elem_id=f"seed-{name}") for name in row
                             ]
                     locked = gr.CheckboxGroup(list(PARTS), label="Locked parts (keep their seed when the seed changes)", elem_id="locked")
                     with gr.Row():
@@ -686,48 +713,48 @@ def build_demo(space: SemanticHumanSpace) -> gr.Blocks:
                 with gr.Accordion("Pose and view", open=True):
                     pose = gr.Radio(POSE_CHOICES, value=DEFAULT_POSE, label="Pose")
                     with gr.Row():
-                        motion_file = gr.File(label="AMASS .npz (for the motion-frame pose)", file_types=[".npz"], type="filepath", height=120)
+                        motion_file = gr.File(label="AMASS .npz (for the motion-frame pose)", file_types=[".npz"], type="filepath", height=UPLOAD_HEIGHT)
                         motion_frame = gr.Number(0, label="Motion frame", minimum=0, precision=0)
                     gr.Examples(
                         [[str(MOTION_DATA_DIR / BUNDLED_MOTIONS[BUNDLED_MOTION]), BUNDLED_MOTION_FRAME, MOTION_POSE]],
                         [motion_file, motion_frame, pose],
                         label=f"A bundled motion ({BUNDLED_MOTION}), then Generate",
                     )
-                    view_angle = gr.Slider(-MAX_VIEW_ANGLE_DEGREES, MAX_VIEW_ANGLE_DEGREES, value=0, step=5, label="View angle (degrees, 0 = front)")
-                    truncation = gr.Slider(low, high, value=default_psi, step=0.05, label="Truncation ψ (lower: closer to the average person)")
+                    view_angle = gr.Slider(-MAX_VIEW_ANGLE_DEGREES, MAX_VIEW_ANGLE_DEGREES, value=0, step=VIEW_ANGLE_STEP, label="View angle (degrees, 0 = front)")
+                    truncation = gr.Slider(low, high, value=default_psi, step=FRACTION_STEP, label="Truncation ψ (lower: closer to the average person)")
                     resolution = gr.Radio(RESOLUTION_CHOICES, value="low", label="Resolution")
             with gr.Column(scale=3):
                 with gr.Row():
-                    image = gr.Image(label="Image", format="png", elem_classes="person-picture", elem_id="image-output", height=280)
-                    semantic = gr.Image(label="Semantic parts", format="png", elem_classes="person-picture", elem_id="semantic-output", height=280)
+                    image = gr.Image(label="Image", format="png", elem_classes="person-picture", elem_id="image-output", height=PICTURE_HEIGHT)
+                    semantic = gr.Image(label="Semantic parts", format="png", elem_classes="person-picture", elem_id="semantic-output", height=PICTURE_HEIGHT)
                 with gr.Row():
-                    normals = gr.Image(label="Normals", format="png", elem_classes="person-picture", elem_id="normals-output", height=280)
-                    depth = gr.Image(label="Depth (bright = near)", format="png", elem_classes="person-picture", elem_id="depth-output", height=280)
+                    normals = gr.Image(label="Normals", format="png", elem_classes="person-picture", elem_id="normals-output", height=PICTURE_HEIGHT)
+                    depth = gr.Image(label="Depth (bright = near)", format="png", elem_classes="person-picture", elem_id="depth-output", height=PICTURE_HEIGHT)
                 gr.HTML(legend_html())
                 info = gr.Markdown(elem_id="info")
 
         with gr.Tabs():
             with gr.Tab("Try-on: A wears B's clothes"):
                 with gr.Row(equal_height=True):
-                    seed_b = gr.Number(11, label="Seed of person B", minimum=0, maximum=MAX_SEED, precision=0)
+                    seed_b = gr.Number(DEFAULT_SEED_B, label="Seed of person B", minimum=0, maximum=MAX_SEED, precision=0)
                     try_on_parts = gr.CheckboxGroup(list(PARTS), value=list(DEFAULT_TRY_ON_PARTS), label="Parts taken from B")
                 with gr.Row():
                     try_on_button = gr.Button("Dress A in B's parts", variant="primary", elem_id="try-on")
                     keep_button = gr.Button("Keep the result as person A")
                 with gr.Row():
-                    b_image = gr.Image(label="Person B", format="png", height=256, elem_classes="person-picture")
-                    tried_image = gr.Image(label="A wearing B's parts", format="png", height=256, elem_classes="person-picture", elem_id="try-on-output")
-                    tried_semantic = gr.Image(label="Semantic parts", format="png", height=256, elem_classes="person-picture")
+                    b_image = gr.Image(label="Person B", format="png", height=TAB_PICTURE_HEIGHT, elem_classes="person-picture")
+                    tried_image = gr.Image(label="A wearing B's parts", format="png", height=TAB_PICTURE_HEIGHT, elem_classes="person-picture", elem_id="try-on-output")
+                    tried_semantic = gr.Image(label="Semantic parts", format="png", height=TAB_PICTURE_HEIGHT, elem_classes="person-picture")
                 try_on_info = gr.Markdown()
             with gr.Tab("Interpolate a part"):
                 with gr.Row(equal_height=True):
                     lerp_part = gr.Dropdown(list(PARTS), value="tops", label="Part")
-                    lerp_seed = gr.Number(11, label="Toward the part of seed", minimum=0, maximum=MAX_SEED, precision=0)
-                    lerp_weight = gr.Slider(0, 1, value=0.5, step=0.05, label="Weight (0 = A's part, 1 = the other seed's)")
+                    lerp_seed = gr.Number(DEFAULT_SEED_B, label="Toward the part of seed", minimum=0, maximum=MAX_SEED, precision=0)
+                    lerp_weight = gr.Slider(0, 1, value=0.5, step=FRACTION_STEP, label="Weight (0 = A's part, 1 = the other seed's)")
                 lerp_button = gr.Button("Interpolate", variant="primary")
                 with gr.Row():
-                    lerp_image = gr.Image(label="Image", format="png", height=256, elem_classes="person-picture")
-                    lerp_semantic = gr.Image(label="Semantic parts", format="png", height=256, elem_classes="person-picture")
+                    lerp_image = gr.Image(label="Image", format="png", height=TAB_PICTURE_HEIGHT, elem_classes="person-picture")
+                    lerp_semantic = gr.Image(label="Semantic parts", format="png", height=TAB_PICTURE_HEIGHT, elem_classes="person-picture")
                 lerp_info = gr.Markdown()
             with gr.Tab("Turntable"):
                 with gr.Row(equal_height=True):
@@ -735,17 +762,17 @@ def build_demo(space: SemanticHumanSpace) -> gr.Blocks:
                     video_format = gr.Radio(list(TURNTABLE_FORMATS), value="gif", label="Download as")
                 turntable_button = gr.Button("Turn around", variant="primary")
                 with gr.Row():
-                    turntable_preview = gr.Image(label="Turntable", type="filepath", height=280, elem_classes="person-picture")
+                    turntable_preview = gr.Image(label="Turntable", type="filepath", height=PICTURE_HEIGHT, elem_classes="person-picture")
                     turntable_file = gr.File(label="Download")
             with gr.Tab("3D mesh"):
                 with gr.Row(equal_height=True):
                     mesh_part = gr.Dropdown(MESH_PART_CHOICES, value=WHOLE_PERSON, label="Part")
-                    mesh_grid = gr.Slider(*MESH_GRID_RANGE, value=DEFAULT_MESH_GRID, step=16, label="Grid resolution")
+                    mesh_grid = gr.Slider(*MESH_GRID_RANGE, value=DEFAULT_MESH_GRID, step=MESH_GRID_STEP, label="Grid resolution")
                     mesh_format = gr.Radio(list(MESH_FORMATS), value=".glb", label="Format")
                     mesh_posed = gr.Checkbox(True, label="In the chosen pose (else the canonical pose)")
                 mesh_button = gr.Button("Make the mesh", variant="primary")
                 with gr.Row():
-                    mesh_view = gr.Model3D(label="Mesh", height=360, clear_color=(1.0, 1.0, 1.0, 1.0))
+                    mesh_view = gr.Model3D(label="Mesh", height=MESH_VIEWER_HEIGHT, clear_color=(1.0, 1.0, 1.0, 1.0))
                     mesh_file = gr.File(label="Download")
 
         gr.Markdown(
