@@ -53,6 +53,7 @@ import torch
 from semantichuman_hd import NUM_PARTS, PART_COLORS, PARTS, SemanticHumanPipeline
 from semantichuman_hd.body.amass import BUNDLED_MOTIONS, MOTION_DATA_DIR, load_amass
 from semantichuman_hd.body.poses import NAMED_POSES
+from semantichuman_hd.checks import check_choice, check_number_in_range
 from semantichuman_hd.cli._common import DEFAULT_MODEL, FALLBACK_PRESET, PRESET_WEIGHTS_SEED, depth_visualisation
 from semantichuman_hd.export import WHOLE_PERSON, save_video
 from semantichuman_hd.presets import PRESETS
@@ -282,28 +283,19 @@ def model_from_environment() -> LoadedModel:
 
 
 def _whole_number(value, argument: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value != int(value) or not low <= value <= high:
-        raise ValueError(f"{argument} must be a whole number from {low} to {high}, got {value!r}.")
+    """``value`` as an ``int`` if it is a whole number in ``[low, high]``: Gradio's number boxes and sliders
+    may send ``3.0`` for 3 (``bool`` refused)."""
+    value = check_number_in_range(value, argument, low, high)
+    if value != int(value):
+        raise ValueError(f"`{argument}` must be a whole number in [{low}, {high}], got {value!r}.")
     return int(value)
-
-
-def _number(value, argument: str, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= high:
-        raise ValueError(f"{argument} must be a number from {low:g} to {high:g}, got {value!r}.")
-    return float(value)
-
-
-def _choice(value, argument: str, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ValueError(f"{argument} must be one of {list(choices)}, got {value!r}.")
-    return value
 
 
 def check_seeds(part_seeds: Sequence) -> list[int]:
     """The six part seeds as ints; ``ValueError`` naming the part for a missing or out-of-range seed."""
     if len(part_seeds) != NUM_PARTS:
         raise ValueError(f"a person needs {NUM_PARTS} part seeds ({', '.join(PARTS)}), got {len(part_seeds)}.")
-    return [_whole_number(seed, f"the {name} seed", 0, MAX_SEED) for name, seed in zip(PARTS, part_seeds)]
+    return [_whole_number(seed, f"{name} seed", 0, MAX_SEED) for name, seed in zip(PARTS, part_seeds)]
 
 
 def _user_errors(function: Callable) -> Callable:
@@ -385,7 +377,7 @@ class SemanticHumanSpace:
     @_user_errors
     def set_seed(seed, locked_parts, *part_seeds) -> list[int]:
         """The person ``seed``: every part's seed becomes ``seed`` except the ``locked_parts``."""
-        seed = _whole_number(seed, "the seed", 0, MAX_SEED)
+        seed = _whole_number(seed, "seed", 0, MAX_SEED)
         seeds = check_seeds(part_seeds)
         locked = set(_check_parts(locked_parts or [], "locked parts", allow_empty=True))
         return [current if name in locked else seed for name, current in zip(PARTS, seeds)]
@@ -394,7 +386,7 @@ class SemanticHumanSpace:
     @_user_errors
     def reroll_part(part, *part_seeds) -> list[int]:
         """A fresh random seed for ``part``; the other parts keep theirs."""
-        part = _choice(part, "the part to re-roll", PARTS)
+        part = check_choice(part, PARTS, "part to re-roll")
         seeds = check_seeds(part_seeds)
         index = PARTS.index(part)
         new = SemanticHumanSpace.random_seed()
@@ -407,15 +399,15 @@ class SemanticHumanSpace:
     @_user_errors
     def try_on_seeds(seed_b, parts, *part_seeds) -> list[int]:
         """Person A's seeds with ``parts`` taken from person ``seed_b``: the person :meth:`try_on` renders."""
-        seed_b = _whole_number(seed_b, "person B's seed", 0, MAX_SEED)
-        taken = set(_check_parts(parts, "the parts to take from person B"))
+        seed_b = _whole_number(seed_b, "seed of person B", 0, MAX_SEED)
+        taken = set(_check_parts(parts, "parts to take from person B"))
         return [seed_b if name in taken else seed for name, seed in zip(PARTS, check_seeds(part_seeds))]
 
     # -- rendering ------------------------------------------------------------------------------
 
     def _pose(self, pose, motion_file, motion_frame) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``body_pose (69,)`` and ``global_orient (3,) | None`` of a pose choice."""
-        pose = _choice(pose, "the pose", [value for _, value in POSE_CHOICES])
+        pose = check_choice(pose, [value for _, value in POSE_CHOICES], "pose")
         if pose != MOTION_POSE:
             return NAMED_POSES[pose], None
         if not motion_file:
@@ -426,17 +418,17 @@ class SemanticHumanSpace:
             raise ValueError(str(error).replace(str(motion_file), Path(motion_file).name)) from error
         if len(motion) == 0:
             raise ValueError(f"the uploaded motion {Path(motion_file).name!r} has no frames.")
-        frame = _whole_number(motion_frame, "the motion frame", 0, len(motion) - 1)
+        frame = _whole_number(motion_frame, "motion frame", 0, len(motion) - 1)
         return motion.body_pose[frame], motion.global_orient[frame]
 
     def _settings(self, truncation, resolution) -> tuple[float, str]:
-        psi = _number(truncation, "the truncation", *TRUNCATION_RANGE)
-        resolution = _choice(resolution, "the resolution", [value for _, value in RESOLUTION_CHOICES])
+        psi = check_number_in_range(truncation, "truncation", *TRUNCATION_RANGE)
+        resolution = check_choice(resolution, [value for _, value in RESOLUTION_CHOICES], "resolution")
         return psi, resolution
 
     def _render(self, latents, pose, motion_file, motion_frame, view_angle, truncation, resolution) -> list[Pictures]:
         body_pose, global_orient = self._pose(pose, motion_file, motion_frame)
-        angle = _number(view_angle, "the view angle", -MAX_VIEW_ANGLE_DEGREES, MAX_VIEW_ANGLE_DEGREES)
+        angle = check_number_in_range(view_angle, "view angle", -MAX_VIEW_ANGLE_DEGREES, MAX_VIEW_ANGLE_DEGREES)
         psi, resolution = self._settings(truncation, resolution)
         out = self.pipe(
             latents=latents,
@@ -527,8 +519,8 @@ class SemanticHumanSpace:
         ``swap_parts``. Returns person B's image, the result's image and semantic picture, and a
         description."""
         seeds = check_seeds([body, tops, outerwear, bottoms, shoes, accessories])
-        seed_b = _whole_number(seed_b, "person B's seed", 0, MAX_SEED)
-        parts = _check_parts(parts, "the parts to take from person B")
+        seed_b = _whole_number(seed_b, "seed of person B", 0, MAX_SEED)
+        parts = _check_parts(parts, "parts to take from person B")
         latents_b = self.person_latents([seed_b] * NUM_PARTS)
         dressed_latents = self.pipe.swap_parts(self.person_latents(seeds), latents_b, parts)
         progress(0.0, desc="Rendering person B and the try-on")
@@ -561,9 +553,9 @@ class SemanticHumanSpace:
         (0 = A's, 1 = B's) with ``interpolate_part``. Returns the image, the semantic picture and a
         description."""
         seeds = check_seeds([body, tops, outerwear, bottoms, shoes, accessories])
-        part = _choice(part, "the part to interpolate", PARTS)
-        seed_b = _whole_number(seed_b, "person B's seed", 0, MAX_SEED)
-        weight = _number(weight, "the interpolation weight", 0.0, 1.0)
+        part = check_choice(part, PARTS, "part to interpolate")
+        seed_b = _whole_number(seed_b, "seed of person B", 0, MAX_SEED)
+        weight = check_number_in_range(weight, "interpolation weight", 0.0, 1.0)
         latents = self.pipe.interpolate_part(self.person_latents(seeds), self.person_latents([seed_b] * NUM_PARTS), part, [weight])
         progress(0.0, desc=f"Rendering the {part} at {weight:.0%} of the way")
         (pictures,) = self._render(latents, pose, motion_file, motion_frame, view_angle, truncation, resolution)
@@ -592,10 +584,10 @@ class SemanticHumanSpace:
         """Person A (six part seeds) turning once from ``view_angle``, ``frames`` renders. Returns the
         GIF preview and the download (``video_format`` ``gif`` or ``mp4``)."""
         seeds = check_seeds([body, tops, outerwear, bottoms, shoes, accessories])
-        frames = _whole_number(frames, "the number of frames", *TURNTABLE_FRAMES_RANGE)
-        video_format = _choice(video_format, "the video format", TURNTABLE_FORMATS)
+        frames = _whole_number(frames, "number of frames", *TURNTABLE_FRAMES_RANGE)
+        video_format = check_choice(video_format, TURNTABLE_FORMATS, "video format")
         body_pose, _ = self._pose(pose, motion_file, motion_frame)
-        angle = _number(view_angle, "the view angle", -MAX_VIEW_ANGLE_DEGREES, MAX_VIEW_ANGLE_DEGREES)
+        angle = check_number_in_range(view_angle, "view angle", -MAX_VIEW_ANGLE_DEGREES, MAX_VIEW_ANGLE_DEGREES)
         psi, resolution = self._settings(truncation, resolution)
         progress(0.0, desc=f"Rendering {frames} frames")
         images = self.pipe.render_turntable(
@@ -629,10 +621,10 @@ class SemanticHumanSpace:
         by marching cubes on a ``grid_resolution`` grid, as ``.glb`` or ``.obj``; in ``pose`` when
         ``posed``, else in the canonical pose. Returns the file for the 3D viewer and for download."""
         seeds = check_seeds([body, tops, outerwear, bottoms, shoes, accessories])
-        part = _choice(part, "the mesh part", [value for _, value in MESH_PART_CHOICES])
-        grid_resolution = _whole_number(grid_resolution, "the mesh grid resolution", *MESH_GRID_RANGE)
-        mesh_format = _choice(mesh_format, "the mesh format", MESH_FORMATS)
-        psi = _number(truncation, "the truncation", *TRUNCATION_RANGE)
+        part = check_choice(part, [value for _, value in MESH_PART_CHOICES], "mesh part")
+        grid_resolution = _whole_number(grid_resolution, "mesh grid resolution", *MESH_GRID_RANGE)
+        mesh_format = check_choice(mesh_format, MESH_FORMATS, "mesh format")
+        psi = check_number_in_range(truncation, "truncation", *TRUNCATION_RANGE)
         body_pose = self._pose(pose, motion_file, motion_frame)[0] if posed else None
         progress(0.0, desc=f"Marching cubes on a {grid_resolution}-node grid")
         path = self.files.new_path(f"{part}_{_seeds_name(seeds)}{mesh_format}")
@@ -661,9 +653,9 @@ def _check_parts(parts, argument: str, allow_empty: bool = False) -> list[str]:
         parts = [parts]
     parts = list(parts or [])
     if not parts and not allow_empty:
-        raise ValueError(f"choose at least one of {list(PARTS)} for {argument}.")
+        raise ValueError(f"`{argument}` must name at least one of {list(PARTS)}, got none.")
     for name in parts:
-        _choice(name, argument, PARTS)
+        check_choice(name, PARTS, argument)
     return parts
 
 
