@@ -5,7 +5,6 @@ driven by Selenium): load the page, click Generate, wait for the image, save a s
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
@@ -51,16 +50,17 @@ CHROMIUM_FLAGS = (
 def served(tmp_path_factory):
     """The app on a free 127.0.0.1 port: ``(space, url)``."""
     app = load_app()
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small renders: threads only contend on a busy machine
     model = app.load_model(preset="tiny", device="cpu")
     model.pipeline.set_progress_bar_config(disable=True)
     space = app.SemanticHumanSpace(model, app.BoundedTempFiles(max_files=KEPT_FILES, root=tmp_path_factory.mktemp("served_files")))
     demo = app.build_demo(space)
-    app.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
-    yield space, demo.local_url
-    demo.close()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GRADIO_ANALYTICS_ENABLED", "False")  # no network
+        app.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+        yield space, demo.local_url
+        demo.close()
     torch.set_num_threads(threads)
 
 
