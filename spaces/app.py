@@ -582,7 +582,8 @@ class SemanticHumanSpace:
         progress=gr.Progress(track_tqdm=True),
     ):
         """Person A (six part seeds) turning once from ``view_angle``, ``frames`` renders. Returns the
-        GIF preview and the download (``video_format`` ``gif`` or ``mp4``)."""
+        GIF preview and the download (``video_format`` ``gif`` or ``mp4``). For an AMASS frame only its
+        body pose is used: the turntable turns the person itself."""
         seeds = check_seeds([body, tops, outerwear, bottoms, shoes, accessories])
         frames = _whole_number(frames, "number of frames", *TURNTABLE_FRAMES_RANGE)
         video_format = check_choice(video_format, TURNTABLE_FORMATS, "video format")
@@ -619,7 +620,8 @@ class SemanticHumanSpace:
     ):
         """The mesh of one ``part`` of person A (six part seeds), or of the whole person (``"person"``),
         by marching cubes on a ``grid_resolution`` grid, as ``.glb`` or ``.obj``; in ``pose`` when
-        ``posed``, else in the canonical pose. Returns the file for the 3D viewer and for download."""
+        ``posed`` (an AMASS frame's body pose, not its root orientation), else in the canonical pose.
+        Returns the file for the 3D viewer and for download."""
         seeds = check_seeds([body, tops, outerwear, bottoms, shoes, accessories])
         part = check_choice(part, [value for _, value in MESH_PART_CHOICES], "mesh part")
         grid_resolution = _whole_number(grid_resolution, "mesh grid resolution", *MESH_GRID_RANGE)
