@@ -5,6 +5,7 @@ driven by Selenium): load the page, click Generate, wait for the image, save a s
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -28,6 +29,9 @@ CONCURRENT_REQUESTS = 8
 
 BROWSER_TIMEOUT_S = 120
 """Longest wait for the page and for the rendered image (a busy 2-core machine is slow)."""
+
+SCREENSHOT_DIR_ENV = "SEMANTICHUMAN_SCREENSHOT_DIR"
+"""Where the browser test also copies its screenshot, when set (it is always in the test's tmp_path)."""
 
 CHROMIUM_BINARIES = ("chromium", "chromium-browser")
 CHROMEDRIVER = "chromedriver"
@@ -168,4 +172,8 @@ def test_generate_in_a_real_browser(served, tmp_path):
     with PIL.Image.open(screenshot) as shot:
         pixels = np.asarray(shot.convert("RGB"))
     assert pixels.shape[0] > 500 and pixels.std() > 10, "the screenshot shows a page"
+    keep = os.environ.get(SCREENSHOT_DIR_ENV)
+    if keep:  # e.g. a CI artifact folder
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        screenshot = Path(shutil.copy(screenshot, Path(keep) / screenshot.name))
     print(f"browser screenshot: {screenshot}")
