@@ -1,7 +1,8 @@
 """The Gradio Space served on 127.0.0.1 with a ``tiny`` pipeline: driven through ``gradio_client``
 (generate, try-on, interpolate, mesh export, a bad request, eight concurrent requests with a bounded
 temporary folder) and through a real headless Chromium (Debian's ``chromium`` and ``chromedriver``,
-driven by Selenium): load the page, click Generate, wait for the image, save a screenshot."""
+driven by Selenium): load the page, click Generate, wait for the image, save a screenshot, then dress
+person A in person B's clothes."""
 
 from __future__ import annotations
 
@@ -136,7 +137,7 @@ def find_browser() -> tuple[str, str] | None:
     return (chromium, driver) if chromium and driver else None
 
 
-def test_generate_in_a_real_browser(served, tmp_path):
+def test_generate_and_try_on_in_a_real_browser(served, tmp_path):
     webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs selenium (in the [dev] extra)")
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -167,6 +168,12 @@ def test_generate_in_a_real_browser(served, tmp_path):
         assert not driver.find_elements(By.CSS_SELECTOR, ".toast-body.error"), "no error toast"
         screenshot = tmp_path / "space_generate.png"
         assert driver.save_screenshot(str(screenshot))
+
+        try_on = driver.find_element(By.ID, "try-on")  # the first tab: A wears B's clothes
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", try_on)
+        dressed = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#try-on-output img"))
+        wait.until(lambda d: d.execute_script("const i = arguments[0]; return i.complete && i.naturalWidth > 0;", dressed))
+        assert dressed.is_displayed() and not driver.find_elements(By.CSS_SELECTOR, ".toast-body.error")
     finally:
         driver.quit()
     with PIL.Image.open(screenshot) as shot:
