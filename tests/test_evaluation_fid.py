@@ -44,6 +44,13 @@ def test_fid_of_gaussian_samples_approaches_the_closed_form():
     assert fid_from_features(first, second) == pytest.approx(expected, rel=0.03)
 
 
+def test_small_sample_fid_equals_the_covariance_formula():
+    rng = np.random.default_rng(4)
+    first, second = rng.normal(size=(10, 64)), rng.normal(size=(12, 64)) * 1.3 + 0.2
+    expected = frechet_distance(*feature_statistics(first), *feature_statistics(second))
+    assert fid_from_features(first, second) == pytest.approx(expected, rel=1e-6)
+
+
 def test_fid_and_kid_match_torch_fidelity():
     torch_fidelity = pytest.importorskip("torch_fidelity")
     from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric

@@ -14,7 +14,6 @@ Both follow torch-fidelity's conventions (and are tested against its functions);
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 
 MIN_FID_SAMPLES: int = 2048
 """Below this many images per set the covariance of 2048-d Inception features is rank deficient: FID is
@@ -34,14 +33,6 @@ KID_COEF0: float = 1.0
 
 KID_SCALE: float = 1000.0
 """KID is reported multiplied by this (as in the paper's tables)."""
-
-SQRTM_IMAGINARY_TOLERANCE: float = 1e-3
-"""Largest imaginary part tolerated on the diagonal of ``sqrtm(Σ₁ Σ₂)`` (numerical noise) before it is
-an error."""
-
-SQRTM_OFFSET: float = 1e-6
-"""Added to the covariance diagonals when ``Σ₁ Σ₂`` is singular and its square root is not finite."""
-
 
 def _as_features(features, argument: str) -> np.ndarray:
     array = np.asarray(features.detach().cpu().numpy() if hasattr(features, "detach") else features, dtype=np.float64)
@@ -63,14 +54,16 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
 
     Parameters:
         mu1, mu2: ``(D,)`` means.
-        sigma1, sigma2: ``(D, D)`` covariances.
+        sigma1, sigma2: ``(D, D)`` covariances (symmetric positive semi-definite).
 
     Returns:
-        ``‖μ₁ − μ₂‖² + tr(Σ₁) + tr(Σ₂) − 2 tr((Σ₁ Σ₂)^{1/2})`` (scipy's ``sqrtm``; a singular product is
-        regularised by :data:`SQRTM_OFFSET` on the diagonals, as pytorch-fid and torch-fidelity do).
+        ``‖μ₁ − μ₂‖² + tr(Σ₁) + tr(Σ₂) − 2 tr((Σ₁ Σ₂)^{1/2})``. The trace of the square root is the sum of
+        the square roots of the eigenvalues of the symmetric ``Σ₁^{1/2} Σ₂ Σ₁^{1/2}`` (which has the
+        eigenvalues of ``Σ₁ Σ₂``): two symmetric eigendecompositions, no complex arithmetic, and several
+        times faster than a general matrix square root at D = 2048.
 
     Raises:
-        ValueError: For mismatched shapes, or a square root with a large imaginary part.
+        ValueError: For mismatched shapes.
     """
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
     sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
@@ -81,21 +74,31 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
             f"{sigma1.shape}, {sigma2.shape}."
         )
     diff = mu1 - mu2
-    covmean, _ = scipy.linalg.sqrtm(sigma1 @ sigma2, disp=False)
-    if not np.isfinite(covmean).all():
-        offset = np.eye(dim) * SQRTM_OFFSET
-        covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
-    if np.iscomplexobj(covmean):
-        if not np.allclose(np.diagonal(covmean).imag, 0, atol=SQRTM_IMAGINARY_TOLERANCE):
-            worst = float(np.max(np.abs(covmean.imag)))
-            raise ValueError(f"the square root of Σ₁Σ₂ has an imaginary component of {worst:.3g}; the covariances are not valid.")
-        covmean = covmean.real
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+    values, vectors = np.linalg.eigh((sigma1 + sigma1.T) / 2)
+    root1 = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    product = root1 @ sigma2 @ root1
+    trace_root = np.sqrt(np.clip(np.linalg.eigvalsh((product + product.T) / 2), 0, None)).sum()
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_root)
 
 
 def fid_from_features(features_1, features_2) -> float:
-    """FID between two feature sets ``(N₁, D)`` and ``(N₂, D)``."""
-    return frechet_distance(*feature_statistics(features_1), *feature_statistics(features_2))
+    """FID between two feature sets ``(N₁, D)`` and ``(N₂, D)``.
+
+    When a set has fewer samples than dimensions its covariance is ``A Aᵀ`` with ``A`` the centred
+    features over ``√(N − 1)``, and ``tr((Σ₁ Σ₂)^{1/2})`` is exactly the nuclear norm of ``A₁ᵀ A₂``
+    (``N₁ × N₂``): the small-sample case never builds a ``D × D`` matrix.
+    """
+    f1, f2 = _as_features(features_1, "features_1"), _as_features(features_2, "features_2")
+    if f1.shape[1] != f2.shape[1]:
+        raise ValueError(f"`features_1` and `features_2` must have the same dimension, got {f1.shape[1]} and {f2.shape[1]}.")
+    if min(f1.shape[0], f2.shape[0]) >= f1.shape[1]:
+        return frechet_distance(*feature_statistics(f1), *feature_statistics(f2))
+    mu1, mu2 = f1.mean(0), f2.mean(0)
+    a1 = (f1 - mu1) / np.sqrt(f1.shape[0] - 1)  # (N₁, D): Σ₁ = a1ᵀ a1
+    a2 = (f2 - mu2) / np.sqrt(f2.shape[0] - 1)
+    diff = mu1 - mu2
+    trace_root = np.linalg.svd(a1 @ a2.T, compute_uv=False).sum()
+    return float(diff @ diff + (a1**2).sum() + (a2**2).sum() - 2 * trace_root)
 
 
 def polynomial_mmd2(features_1: np.ndarray, features_2: np.ndarray, degree: int = KID_DEGREE, gamma: float | None = None, coef0: float = KID_COEF0) -> float:
