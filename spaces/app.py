@@ -674,6 +674,15 @@ Its people are untrained colour on a correctly posed body; every control works, 
 meaningful yet. Set `{env}` to a trained pipeline folder or Hub repo id."""
 
 
+def render_concurrency() -> int:
+    """``$SEMANTICHUMAN_CONCURRENCY`` (default :data:`DEFAULT_CONCURRENCY`); ``ValueError`` unless it is a
+    positive integer."""
+    value = os.environ.get(CONCURRENCY_ENV, str(DEFAULT_CONCURRENCY)).strip()
+    if not value.isdigit() or int(value) <= 0:
+        raise ValueError(f"{CONCURRENCY_ENV} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
 def build_demo(space: SemanticHumanSpace) -> gr.Blocks:
     """The page of ``space``, its events wired to :class:`SemanticHumanSpace`'s methods and its queue
     configured. Launch it with :func:`launch` (Gradio 6 takes the theme and style in ``launch``)."""
@@ -809,10 +818,7 @@ def build_demo(space: SemanticHumanSpace) -> gr.Blocks:
         )
         gr.Examples(EXAMPLES, [seed, pose, view_angle], label="Examples (pick one, then Generate)")
 
-    concurrency = int(os.environ.get(CONCURRENCY_ENV, DEFAULT_CONCURRENCY))
-    if concurrency <= 0:
-        raise ValueError(f"{CONCURRENCY_ENV} must be a positive integer, got {concurrency}.")
-    demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX_SIZE)
+    demo.queue(default_concurrency_limit=render_concurrency(), max_size=QUEUE_MAX_SIZE)
     return demo
 
 

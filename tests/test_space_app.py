@@ -235,6 +235,17 @@ def test_temporary_files_keep_only_the_newest(app, tmp_path):
         app.BoundedTempFiles(max_files=0, root=tmp_path)
 
 
+def test_render_concurrency_setting(app, monkeypatch):
+    monkeypatch.delenv(app.CONCURRENCY_ENV, raising=False)
+    assert app.render_concurrency() == app.DEFAULT_CONCURRENCY
+    monkeypatch.setenv(app.CONCURRENCY_ENV, "2")
+    assert app.render_concurrency() == 2
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv(app.CONCURRENCY_ENV, bad)
+        with pytest.raises(ValueError, match=f"SEMANTICHUMAN_CONCURRENCY must be a positive integer, got '{bad}'"):
+            app.render_concurrency()
+
+
 def test_model_choice(app, monkeypatch):
     with pytest.raises(ValueError, match="not both"):
         app.load_model(model="some/repo", preset="tiny")
