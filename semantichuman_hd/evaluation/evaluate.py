@@ -59,7 +59,7 @@ class EvaluationSizes:
 FULL_SIZES = EvaluationSizes(num=50_000, num_real=None, num_pairs=100, num_sr=100, num_guided=8)
 """The paper's protocol for FID/KID (50K generated against the whole dataset) and sizes of the other metrics."""
 
-QUICK_SIZES = EvaluationSizes(num=8, num_real=16, num_pairs=1, num_sr=2, num_guided=1)
+QUICK_SIZES = EvaluationSizes(num=8, num_real=8, num_pairs=1, num_sr=1, num_guided=1)
 """``--quick``: CI-sized (seconds on ``tiny``); its FID is not comparable to anything."""
 
 
