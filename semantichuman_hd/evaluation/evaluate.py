@@ -188,7 +188,7 @@ def evaluate(
             notes.append(message)
 
     size = pipe.config.low_resolution if resolution == "low" else pipe.config.high_resolution
-    dataset = open_dataset(data, resolution=size)
+    dataset = open_dataset(data, image_size=size)
     progress_config = dict(getattr(pipe, "_progress_bar_config", {}))
     pipe.set_progress_bar_config(disable=True)
     results: dict = {

@@ -54,10 +54,10 @@ class Conditions:
         return Conditions(*(getattr(self, name)[start:stop] for name in self.__dataclass_fields__))
 
 
-def open_dataset(root: str | os.PathLike, resolution: int | None = None, argument: str = "--data") -> SemanticHumanDataset:
+def open_dataset(root: str | os.PathLike, image_size: int | None = None, argument: str = "--data") -> SemanticHumanDataset:
     """The dataset folder ``root``, or a ``ValueError`` naming ``argument`` and the value if it is not one."""
     try:
-        return SemanticHumanDataset(root, resolution=resolution)
+        return SemanticHumanDataset(root, image_size=image_size)
     except (FileNotFoundError, ValueError) as error:
         raise ValueError(f"`{argument}` {str(root)!r} is not a dataset folder (docs/dataset_format.md): {error}") from error
 
@@ -116,7 +116,7 @@ def real_features(
     use_cache: bool = True,
 ) -> dict[str, np.ndarray]:
     """Inception features ``{kind: (N, 2048)}`` of the first ``num`` (default all) dataset samples at the
-    dataset's ``resolution``, for ``kinds`` of :data:`FID_KINDS` (``normals`` needs a dataset with
+    dataset's ``image_size``, for ``kinds`` of :data:`FID_KINDS` (``normals`` needs a dataset with
     normals; ``face`` needs ``body_model``). Cached in ``$SEMANTICHUMAN_CACHE/fid_stats/`` by dataset
     index, resolution, count, kinds and weights.
 
@@ -131,7 +131,7 @@ def real_features(
         raise ValueError("`body_model` is needed to locate the faces of the real pictures.")
     count = dataset.num_samples if num is None else min(num, dataset.num_samples)
     key = json.dumps(
-        [STATS_CACHE_VERSION, dataset_digest(dataset), dataset.resolution, count, sorted(kinds), extractor.digest, FACE_CROP_FRACTION],
+        [STATS_CACHE_VERSION, dataset_digest(dataset), dataset.image_size, count, sorted(kinds), extractor.digest, FACE_CROP_FRACTION],
     )
     path = user_cache_dir() / STATS_CACHE_SUBDIR / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.safetensors"
     if use_cache and path.is_file():
