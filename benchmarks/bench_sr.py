@@ -30,6 +30,7 @@ and scales the full-image figures from those rows.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import time
@@ -38,6 +39,7 @@ import torch
 
 from reporting import machine_report, print_report, synchronize
 from semantichuman_hd.body.poses import named_pose
+from semantichuman_hd.generator import SemanticHumanGenerator
 from semantichuman_hd.body.smpl_format import NUM_SMPL_JOINTS, SMPL_JOINT_NAMES
 from semantichuman_hd.models.super_resolution import SR_SCALE
 from semantichuman_hd.models.triplane import count_decoder_queries
@@ -45,9 +47,8 @@ from semantichuman_hd.parts import NUM_PARTS, PART_COLORS, PARTS
 from semantichuman_hd.pipelines.pipeline_semantic_human import SemanticHumanPipeline
 from semantichuman_hd.rendering.cameras import fixed_camera
 from semantichuman_hd.rendering.guided_sampling import SELECTION_MODES, select_parts
-from semantichuman_hd.rendering.ray_sampler import ray_box_intersection
-from semantichuman_hd.rendering.volume_renderer import NUM_IMPORTANCE_SAMPLES, NUM_STRATIFIED_SAMPLES, VolumeRenderer
-from semantichuman_hd.scene import PosedPartField
+from semantichuman_hd.rendering.volume_renderer import NUM_IMPORTANCE_SAMPLES, NUM_STRATIFIED_SAMPLES
+from semantichuman_hd.scene import PosedPartField, pose_centred
 
 FIELDS: tuple[str, ...] = ("regions", "model")
 """``--field`` choices."""
@@ -122,16 +123,14 @@ class RegionField:
         return delta_sdf.masked_fill(~part_mask, float("-inf")), logits * part_mask.unsqueeze(-1)
 
 
-class RegionFieldPipeline(SemanticHumanPipeline):
-    """The pipeline with both stages' tri-plane fields replaced by a :class:`RegionField` (set
-    ``region_field`` before rendering)."""
+class RegionFieldGenerator(SemanticHumanGenerator):
+    """The two-stage generator with both stages' tri-plane fields replaced by a :class:`RegionField`."""
 
-    region_field: RegionField | None = None
+    def __init__(self, base: SemanticHumanGenerator, region_field: RegionField):
+        super().__init__(base.mapper, base.local_generators, base.super_resolution, base.deformer, base.settings)
+        self.region_field = region_field
 
-    def low_field(self, posed, planes):
-        return PosedPartField(self.deformer, posed, self.region_field, NUM_PARTS)
-
-    def high_field(self, posed, planes):
+    def field(self, posed, planes, stage: int = 1) -> PosedPartField:
         return PosedPartField(self.deformer, posed, self.region_field, NUM_PARTS)
 
 
@@ -141,47 +140,45 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
-def brute_force_rows(pipe: SemanticHumanPipeline, ws, posed, lr, rows: torch.Tensor):
-    """``render_high(..., guided=False)`` restricted to the image rows ``rows``: the same rays, box and
-    sampler, for measuring a fraction of the image."""
-    size = pipe.config.high_resolution
-    field = pipe.high_field(posed, pipe.super_resolution.synthesize(lr, ws))
-    origins, directions = fixed_camera(posed.batch_size, device=pipe.device).generate_rays(size, size)
-    pick = (rows.to(pipe.device).unsqueeze(1) * size + torch.arange(size, device=pipe.device)).reshape(-1)
+def brute_force_rows(generator: SemanticHumanGenerator, ws, posed, lr, rows: torch.Tensor):
+    """The brute-force HR render (``render_high(..., guided=False)``) restricted to the image rows
+    ``rows``: the same rays, box and sampler, for measuring a fraction of the image."""
+    size = generator.settings.high_resolution
+    device = ws.device
+    field = generator.field(posed, generator.super_resolution.synthesize(lr, ws), stage=2)
+    origins, directions = fixed_camera(posed.batch_size, device=device).generate_rays(size, size)
+    pick = (rows.to(device).unsqueeze(1) * size + torch.arange(size, device=device)).reshape(-1)
     origins, directions = origins[:, pick], directions[:, pick]
-    box_min, box_max = posed.bounds(margin=pipe.deformer.cull_distance)
-    near, far, hit = ray_box_intersection(origins, directions, box_min, box_max)
-    renderer = VolumeRenderer(num_stratified=pipe.config.num_stratified, num_importance=pipe.config.num_importance)
-    return renderer.render(field, origins, directions, near, far, beta=pipe.super_resolution.beta, hit=hit)
+    near, far, hit = generator.ray_bounds(origins, directions, posed, "box")
+    return generator.renderer().render(field, origins, directions, near, far, beta=generator.super_resolution.beta, hit=hit)
 
 
-def build_pipeline(args, device: torch.device) -> SemanticHumanPipeline:
+def build_generator(args, device: torch.device) -> SemanticHumanGenerator:
+    """The generator of ``--preset`` (or ``--pretrained``) at ``--hr``; with ``--field regions`` its
+    tri-plane fields are replaced by a :class:`RegionField` of β ``--beta``."""
     low = args.hr // SR_SCALE
     settings = dict(low_resolution=low, high_resolution=args.hr, num_stratified=NUM_STRATIFIED_SAMPLES, num_importance=NUM_IMPORTANCE_SAMPLES)
-    if args.field == "regions":
-        pipe = RegionFieldPipeline.from_preset(args.preset, **settings)
-    elif args.pretrained:
+    if args.field == "model" and args.pretrained:
         pipe = SemanticHumanPipeline.from_pretrained(args.pretrained)
         pipe.register_to_config(**settings)
     else:
         pipe = SemanticHumanPipeline.from_preset(args.preset, **settings)
-    pipe = pipe.to(device)
-    pipe.set_progress_bar_config(disable=True)
+    generator = pipe.to(device).generator_model
     if args.field == "regions":
-        pipe.region_field = RegionField(pipe.deformer)
+        generator = RegionFieldGenerator(generator, RegionField(generator.deformer))
         with torch.no_grad():
-            pipe.local_generators.beta.fill_(args.beta)
-            pipe.super_resolution.beta.fill_(args.beta)
-    return pipe
+            generator.local_generators.beta.fill_(args.beta)
+            generator.super_resolution.beta.fill_(args.beta)
+    return generator
 
 
 class QueryCounter:
     """Decoder queries of the HR renders: the region field's count, or the HR decoders' queries counted by
-    :func:`count_decoder_queries` while attached (``with QueryCounter(pipe) as counter``)."""
+    :func:`count_decoder_queries` while attached (``with QueryCounter(generator) as counter``)."""
 
-    def __init__(self, pipe):
-        self.pipe = pipe
-        self._attachment = count_decoder_queries(pipe.super_resolution)
+    def __init__(self, generator: SemanticHumanGenerator):
+        self.generator = generator
+        self._attachment = count_decoder_queries(generator.super_resolution)
         self._decoder_queries = None
 
     def __enter__(self) -> "QueryCounter":
@@ -192,13 +189,13 @@ class QueryCounter:
         return self._attachment.__exit__(*exc_info)
 
     def reset(self) -> None:
-        if isinstance(self.pipe, RegionFieldPipeline):
-            self.pipe.region_field.num_decoded = 0
+        if isinstance(self.generator, RegionFieldGenerator):
+            self.generator.region_field.num_decoded = 0
         self._decoder_queries.total = 0
 
     def read(self) -> int:
-        if isinstance(self.pipe, RegionFieldPipeline):
-            return self.pipe.region_field.num_decoded
+        if isinstance(self.generator, RegionFieldGenerator):
+            return self.generator.region_field.num_decoded
         return self._decoder_queries.total
 
 
@@ -213,36 +210,39 @@ def save_images(folder: str, pictures: dict[str, torch.Tensor]) -> None:
 
 
 def measure(
-    pipe: SemanticHumanPipeline, poses: list[str], row_stride: int, device: torch.device, repeats: int = 1, image_folder: str | None = None
+    generator: SemanticHumanGenerator, poses: list[str], row_stride: int, device: torch.device, repeats: int = 1, image_folder: str | None = None
 ) -> dict:
     """Render stage 1, each guided mode (``repeats`` times, the fastest kept) and brute force (once)."""
-    size = pipe.config.high_resolution
+    settings = generator.settings
+    size, low_size = settings.high_resolution, settings.low_resolution
     batch = len(poses)
     results: dict = {}
-    with torch.no_grad(), QueryCounter(pipe) as counter:
-        body_pose = torch.stack([named_pose(name) for name in poses])
-        posed = pipe._pose_bodies(batch, None, body_pose, None, 0.0)
-        ws = pipe.mapper(pipe.sample_latents(batch, torch.Generator().manual_seed(0)))
+    cameras = fixed_camera(batch, device=device)
+    with torch.no_grad(), QueryCounter(generator) as counter:
+        body_pose = torch.stack([named_pose(name) for name in poses]).to(device)
+        posed = pose_centred(generator.deformer, body_pose=body_pose)
+        ws = generator.mapping(generator.mapper.sample_latents(batch, torch.Generator().manual_seed(0), device=device))
 
         synchronize(device)
         start = time.perf_counter()
-        low, lr = pipe.render_low(ws, posed)
+        lr = generator.local_generators.synthesize(ws)
+        low = generator.render_stage1(lr, posed, cameras)
         synchronize(device)
         results["stage1_seconds"] = time.perf_counter() - start
 
-        low_masks = low.to_images(pipe.config.low_resolution, pipe.config.low_resolution).part_masks
+        low_masks = low.masks
         images = {}
         for mode in SELECTION_MODES:
-            pipe.register_to_config(selection_mode=mode)
+            generator.settings = dataclasses.replace(settings, selection_mode=mode)
             seconds = []
             for _ in range(repeats):
                 counter.reset()
                 synchronize(device)
                 start = time.perf_counter()
-                output = pipe.render_high(ws, posed, lr, low)
+                output = generator.render_stage2(lr, ws, posed, cameras, low)
                 synchronize(device)
                 seconds.append(time.perf_counter() - start)
-            images[mode] = output.to_images(size, size)
+            images[mode] = output
             selected = select_parts(low_masks, SR_SCALE, mode=mode)  # what render_high selected
             results[mode] = {
                 "seconds": min(seconds),
@@ -251,16 +251,17 @@ def measure(
                 "guided_pixels": int(selected.any(1).sum()),
                 "parts_per_guided_pixel": float(selected.sum() / selected.any(1).sum().clamp_min(1)),
             }
-        pipe.register_to_config(selection_mode="threshold")
+        generator.settings = settings
 
         rows = torch.arange(0, size, row_stride)
         counter.reset()
         synchronize(device)
         start = time.perf_counter()
         if row_stride == 1:
-            brute = pipe.render_high(ws, posed, lr, None, guided=False)
+            hr_planes = generator.super_resolution.synthesize(lr, ws)
+            brute = generator.render_stage1(lr, posed, cameras, size=size, stage=2, planes=hr_planes).render
         else:
-            brute = brute_force_rows(pipe, ws, posed, lr, rows)
+            brute = brute_force_rows(generator, ws, posed, lr, rows)
         synchronize(device)
         seconds = time.perf_counter() - start
         fraction = rows.numel() / size
@@ -278,7 +279,7 @@ def measure(
     pictures = {"brute_force": brute_rgb}
     for mode in SELECTION_MODES:
         guided = images[mode]
-        rgb = guided.rgb.permute(0, 2, 3, 1)[:, rows.to(guided.rgb.device)]
+        rgb = guided.image.permute(0, 2, 3, 1)[:, rows.to(guided.image.device)]
         alpha = guided.alpha[:, 0][:, rows.to(guided.alpha.device)]
         covered = (alpha > FOREGROUND_ALPHA) | (brute_alpha > FOREGROUND_ALPHA)
         entry = results[mode]
@@ -287,7 +288,7 @@ def measure(
         entry["queries_per_guided_pixel"] = entry["decoder_queries"] / max(entry["guided_pixels"], 1)
         pictures[mode] = rgb
     if image_folder:
-        pictures["stage1"] = low.to_images(pipe.config.low_resolution, pipe.config.low_resolution).rgb.permute(0, 2, 3, 1)
+        pictures["stage1"] = low.image.permute(0, 2, 3, 1)
         save_images(image_folder, pictures)
     return results
 
@@ -318,10 +319,10 @@ def main() -> None:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
     warmup = args.warmup if args.warmup is not None else (1 if device.type == "cuda" else 0)
 
-    pipe = build_pipeline(args, device)
+    generator = build_generator(args, device)
     for _ in range(warmup):
-        measure(pipe, args.poses, stride, device)
-    results = measure(pipe, args.poses, stride, device, args.repeats, args.save_images)
+        measure(generator, args.poses, stride, device)
+    results = measure(generator, args.poses, stride, device, args.repeats, args.save_images)
 
     brute = results["brute_force"]
     report = {
@@ -331,8 +332,8 @@ def main() -> None:
         "poses": args.poses,
         "hr": args.hr,
         "lr": args.hr // SR_SCALE,
-        "beta": args.beta if args.field == "regions" else float(pipe.super_resolution.beta),
-        "brute_force_samples_per_ray": pipe.config.num_stratified + pipe.config.num_importance,
+        "beta": args.beta if args.field == "regions" else float(generator.super_resolution.beta),
+        "brute_force_samples_per_ray": generator.settings.num_stratified + generator.settings.num_importance,
         "brute_force_row_stride": stride,
         "warmup_runs": warmup,
         "guided_repeats": args.repeats,

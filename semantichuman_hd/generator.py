@@ -25,7 +25,7 @@ import torch
 from diffusers.utils import BaseOutput
 from torch import nn
 
-from .body.deformer import InverseLBSDeformer, PosedBody
+from .body.deformer import NUM_ROOT_INITS, InverseLBSDeformer, PosedBody
 from .body.smpl_format import BODY_POSE_DIM, GLOBAL_ORIENT_DIM, NUM_BETAS
 from .models.local_generators import LocalGenerators, TriplaneOutput
 from .models.mapper import SemanticMapper
@@ -74,6 +74,8 @@ class RenderSettings:
     """Stage-2 candidates from the 3×3 neighbourhood's depths (off: the "w/o DA" ablation)."""
     composition: str = "sum_density"
     """How parts combine (``"sum_density"``, the paper, or the ``"sum_sdf"`` ablation)."""
+    num_root_inits: int = NUM_ROOT_INITS
+    """Inverse-skinning solver starts per sample (the nearest bones); training may use fewer."""
 
     def __post_init__(self):
         for name in ("low_resolution", "high_resolution", "num_stratified"):
@@ -88,6 +90,8 @@ class RenderSettings:
             raise ValueError(f"`selection_mode` must be one of {list(SELECTION_MODES)}, got {self.selection_mode!r}.")
         if self.composition not in COMPOSITIONS:
             raise ValueError(f"`composition` must be one of {list(COMPOSITIONS)}, got {self.composition!r}.")
+        if isinstance(self.num_root_inits, bool) or not isinstance(self.num_root_inits, int) or self.num_root_inits < 1:
+            raise ValueError(f"`num_root_inits` must be a positive integer, got {self.num_root_inits!r}.")
 
     @property
     def scale(self) -> int:
@@ -280,7 +284,9 @@ class SemanticHumanGenerator(nn.Module):
     def field(self, posed: PosedBody, planes: torch.Tensor, stage: int = 1) -> PosedPartField:
         """The posed K-part field of tri-planes ``planes`` (stage 1: LR decoders, stage 2: HR decoders)."""
         decode = (self.local_generators if stage == 1 else self.super_resolution).decode
-        return PosedPartField(self.deformer, posed, lambda points, mask: decode(planes, points, mask), NUM_PARTS)
+        return PosedPartField(
+            self.deformer, posed, lambda points, mask: decode(planes, points, mask), NUM_PARTS, num_root_inits=self.settings.num_root_inits
+        )
 
     def rays(self, cameras: Cameras, size: int, columns: Optional[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Rays ``(B, R, 3)`` of the ``size²`` image, restricted to ``columns``, and the window width."""

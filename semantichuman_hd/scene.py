@@ -17,7 +17,7 @@ from typing import Callable, Optional
 
 import torch
 
-from .body.deformer import InverseLBSDeformer, PosedBody
+from .body.deformer import NUM_ROOT_INITS, InverseLBSDeformer, PosedBody
 from .body.sdf_prior import PRIOR_SHELL_WIDTH
 from .rendering.fields import FieldOutput
 
@@ -47,6 +47,7 @@ class PosedPartField:
         canonical_field: Evaluates Δsdf and RGB logits of the K parts at canonical points.
         num_parts: K.
         shell_width: Parts have density only where ``|SDF_body| <= shell_width``.
+        num_root_inits: Inverse-skinning solver starts per point (the deformer's default: 3).
     """
 
     def __init__(
@@ -56,17 +57,19 @@ class PosedPartField:
         canonical_field: CanonicalField,
         num_parts: int,
         shell_width: float = PRIOR_SHELL_WIDTH,
+        num_root_inits: int = NUM_ROOT_INITS,
     ):
         self.deformer = deformer
         self.posed = posed
         self.canonical_field = canonical_field
         self.num_parts = num_parts
         self.shell_width = shell_width
+        self.num_root_inits = num_root_inits
 
     def __call__(self, points: torch.Tensor, part_mask: torch.Tensor | None = None) -> FieldOutput:
         """Fields at posed ``points (B, N, 3)``; ``part_mask (B, N, K)`` limits which parts are decoded."""
         batch, count = points.shape[:2]
-        deformed = self.deformer.posed_to_canonical(points, self.posed)
+        deformed = self.deformer.posed_to_canonical(points, self.posed, num_inits=self.num_root_inits)
         prior = self.deformer.sdf_prior(deformed.canonical)
         valid = deformed.valid & (prior.abs() <= self.shell_width)
         if part_mask is not None:

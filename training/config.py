@@ -65,6 +65,8 @@ class TrainingConfig:
     """Stratified samples per ray (0: the preset's)."""
     num_importance: int = -1
     """Importance samples per ray (-1: the preset's)."""
+    num_root_inits: int = 0
+    """Inverse-skinning solver starts per sample (0: the deformer's default, 3); fewer is faster."""
     ray_bounds: str = "capsules"
     """``capsules`` (skip rays and depths no body shell can reach) or ``box`` (the pipeline's)."""
     selection_mode: str = "threshold"
@@ -173,7 +175,7 @@ class TrainingConfig:
             raise ValueError("`init_pipeline` is for stage 1; stage 2 starts from `stage1_pipeline`.")
         for name in ("max_steps", "batch_size", "gradient_accumulation_steps", "face_size", "reg_points", "num_samples", "log_every"):
             positive_int(name)
-        for name in ("seed", "crop_width", "num_stratified", "r1_interval", "reg_interval", "augment_max_shift", "sample_every", "checkpointing_steps"):
+        for name in ("seed", "crop_width", "num_stratified", "r1_interval", "reg_interval", "augment_max_shift", "sample_every", "checkpointing_steps", "num_root_inits"):
             positive_int(name, 0)
         positive_int("num_importance", -1)
         if self.crop_width and self.crop_width & (self.crop_width - 1):

@@ -20,6 +20,7 @@ uninterrupted one exactly.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import math
@@ -312,12 +313,16 @@ class Trainer:
         self.output_dir = Path(config.output_dir)
         self.stage = config.stage
         self.accelerator = accelerator or Accelerator(
+            # Without a GPU, processes started by `accelerate launch --multi_gpu` form a gloo group only
+            # when the accelerator is told it runs on the CPU (otherwise each trains alone).
+            cpu=not torch.cuda.is_available(),
             gradient_accumulation_steps=config.gradient_accumulation_steps,
             log_with=None if config.logger == "none" else config.logger,
             project_config=ProjectConfiguration(project_dir=str(self.output_dir), logging_dir=str(self.output_dir / "logs")),
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         )
         self.device = self.accelerator.device
+        self.output_dir.mkdir(parents=True, exist_ok=True)
         self.state = TrainState()
         self._build()
 
@@ -354,6 +359,8 @@ class Trainer:
             "selection_mode", "depth_aggregation", "composition",
         )}
         generator = pipe.generator_model
+        if config.num_root_inits:
+            generator.settings = dataclasses.replace(generator.settings, num_root_inits=config.num_root_inits)
         settings = generator.settings
         low = settings.low_resolution
         crop = config.crop_width or low // 2

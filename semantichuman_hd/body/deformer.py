@@ -265,9 +265,13 @@ class InverseLBSDeformer(nn.Module):
         return posed_points, blended[:, :, :3]
 
     @full_precision
-    def posed_to_canonical(self, points: torch.Tensor, posed: PosedBody, chunk_size: int = DEFORM_CHUNK_SIZE) -> DeformerOutput:
+    def posed_to_canonical(
+        self, points: torch.Tensor, posed: PosedBody, chunk_size: int = DEFORM_CHUNK_SIZE, num_inits: int = NUM_ROOT_INITS
+    ) -> DeformerOutput:
         """Inverse skinning of posed ``points (B, N, 3)`` (see the module docstring), ``chunk_size``
-        points at a time to bound memory."""
+        points at a time to bound memory, from ``num_inits`` solver starts per point (the nearest bones)."""
+        if isinstance(num_inits, bool) or not isinstance(num_inits, int) or not 1 <= num_inits <= NUM_SMPL_JOINTS:
+            raise ValueError(f"`num_inits` must be an integer in [1, {NUM_SMPL_JOINTS}], got {num_inits!r}.")
         if points.ndim != 3 or points.shape[-1] != 3 or points.shape[0] != posed.batch_size:
             raise ValueError(f"`points` must have shape ({posed.batch_size}, N, 3), got {tuple(points.shape)}.")
         batch, count = points.shape[:2]
@@ -275,7 +279,7 @@ class InverseLBSDeformer(nn.Module):
         batch_index = torch.arange(batch, device=points.device).repeat_interleave(count)
         canonical, valid = [], []
         for begin in range(0, flat.shape[0], chunk_size):
-            chunk_canonical, chunk_valid = self._solve(flat[begin : begin + chunk_size], batch_index[begin : begin + chunk_size], posed)
+            chunk_canonical, chunk_valid = self._solve(flat[begin : begin + chunk_size], batch_index[begin : begin + chunk_size], posed, num_inits)
             canonical.append(chunk_canonical)
             valid.append(chunk_valid)
         if not canonical:
@@ -318,7 +322,9 @@ class InverseLBSDeformer(nn.Module):
             residual_norm[active] = residual.norm(dim=-1)
         return x, residual_norm
 
-    def _solve(self, flat: torch.Tensor, batch_index: torch.Tensor, posed: PosedBody) -> tuple[torch.Tensor, torch.Tensor]:
+    def _solve(
+        self, flat: torch.Tensor, batch_index: torch.Tensor, posed: PosedBody, num_inits: int = NUM_ROOT_INITS
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Inverse skinning of flat posed points ``(M, 3)`` of bodies ``batch_index (M,)``."""
         canonical = flat.clone()
         valid = torch.zeros(flat.shape[0], dtype=torch.bool, device=flat.device)
@@ -334,7 +340,7 @@ class InverseLBSDeformer(nn.Module):
             return canonical, valid
         target = flat[keep]
         kept_batch = batch_index[keep]
-        num_inits = min(NUM_ROOT_INITS, num_bones)
+        num_inits = min(num_inits, num_bones)
 
         with torch.no_grad():
             bone_distance = capsule.new_full((keep.numel(), num_bones), float("inf")).scatter_reduce(

@@ -1,0 +1,134 @@
+"""Training speed: images per second and peak memory of full training steps, per preset and stage.
+
+A step is what ``training/train.py`` runs: a generator step (render with normals' double backward,
+every discriminator, lazy eikonal and density TV amortised over their interval) and a discriminator
+step (real and fake, lazy R1 amortised), plus the EMA update. Steps are timed with the committed
+configs (``training/configs/{preset}_stage{stage}.yaml``; ``key=value`` overrides after ``--set``) on a
+procedural dataset generated once into ``--data`` (default a cache folder). The first ``--warmup``
+steps are not timed; the timed steps cover one full lazy-regularisation cycle by default. Prints JSON,
+one record per (preset, stage)::
+
+    python benchmarks/bench_train.py [--presets demo] [--stages 1 2] [--steps 16] [--device cpu]
+                                     [--out benchmarks/results/bench_train_cpu.json] [--set batch_size=8 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from reporting import machine_report, print_report, synchronize  # noqa: E402
+from training.config import load_config  # noqa: E402
+from training.trainer import Trainer  # noqa: E402
+
+from semantichuman_hd.pipelines.pipeline_semantic_human import SemanticHumanPipeline  # noqa: E402
+
+MIB: int = 1 << 20
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process (Linux ``VmHWM``)."""
+    with open("/proc/self/status") as file:
+        for line in file:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def ensure_dataset(folder: Path, size: int, count: int) -> Path:
+    """A procedural dataset of ``count`` people at ``size`` pixels in ``folder`` (made once)."""
+    target = folder / f"synthetic_{size}_{count}"
+    if not (target / "dataset.json").is_file():
+        subprocess.run(
+            [sys.executable, "-m", "semantichuman_hd", "make-dataset", "synthetic", "--num", str(count),
+             "--resolution", str(size), "--out", str(target), "--workers", "2"],
+            check=True,
+        )
+    return target
+
+
+def run(preset: str, stage: int, args, data_root: Path, stage1: Path | None) -> dict:
+    config_path = REPO / "training" / "configs" / f"{preset}_stage{stage}.yaml"
+    probe = load_config(config_path, ["data_dir=x", *(["stage1_pipeline=x"] if stage == 2 else []), *args.set])
+    pipe_config = SemanticHumanPipeline.from_preset(preset).config
+    size = pipe_config.low_resolution if stage == 1 else pipe_config.high_resolution
+    data = ensure_dataset(data_root, size, args.samples)
+    with tempfile.TemporaryDirectory() as output:
+        overrides = [f"data_dir={data}", f"output_dir={output}", "logger=none", *args.set]
+        if stage == 2:
+            overrides.append(f"stage1_pipeline={stage1}")
+        trainer = Trainer(load_config(config_path, overrides))
+        device = trainer.device
+        for _ in range(args.warmup):
+            trainer.train_step()
+        synchronize(device)
+        seconds = []
+        for _ in range(args.steps):
+            begin = time.perf_counter()
+            trainer.train_step()
+            synchronize(device)
+            seconds.append(time.perf_counter() - begin)
+    batch = probe.batch_size
+    peak = torch.cuda.max_memory_allocated(device) / MIB if device.type == "cuda" else peak_rss_mib()
+    return {
+        "preset": preset,
+        "stage": stage,
+        "images_per_second": batch * len(seconds) / sum(seconds),
+        "seconds_per_step_median": statistics.median(seconds),
+        "seconds_per_step": seconds,
+        "peak_memory_mib": peak,
+        "batch_size": batch,
+        "render_size": size,
+        "crop_width": probe.crop_width,
+        "ray_bounds": probe.ray_bounds,
+        "r1_interval": probe.r1_interval,
+        "reg_interval": probe.reg_interval,
+        "overrides": list(args.set),
+        "warmup_steps": args.warmup,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--presets", nargs="+", default=["demo"], choices=["tiny", "demo", "paper"])
+    parser.add_argument("--stages", nargs="+", type=int, default=[1, 2], choices=[1, 2])
+    parser.add_argument("--steps", type=int, default=16, help="timed steps (default 16: one R1 cycle)")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--samples", type=int, default=32, help="people in the benchmark dataset")
+    parser.add_argument("--data", default=None, help="folder for the benchmark datasets (default: a cache folder)")
+    parser.add_argument("--device", default="cpu", help="only 'cpu' or a CUDA device visible to accelerate")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="key=value", help="configuration overrides")
+    parser.add_argument("--out", default=None, help="also write the JSON report here")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "cpu":
+        os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+    data_root = Path(args.data) if args.data else Path.home() / ".cache" / "semantichuman-hd" / "bench_train"
+    data_root.mkdir(parents=True, exist_ok=True)
+    records = []
+    for preset in args.presets:
+        stage1 = None
+        if 2 in args.stages:
+            stage1 = data_root / f"{preset}_stage1_pipeline"
+            if not (stage1 / "model_index.json").is_file():
+                SemanticHumanPipeline.from_preset(preset).save_pretrained(stage1)
+        for stage in args.stages:
+            records.append(run(preset, stage, args, data_root, stage1))
+    print_report({**machine_report(torch.device(args.device)), "records": records}, args.out)
+
+
+if __name__ == "__main__":
+    main()
