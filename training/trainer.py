@@ -249,10 +249,11 @@ class Judge:
 
 
 def parameter_digest(*modules: torch.nn.Module) -> str:
-    """SHA-256 of the modules' parameters and buffers, in order (equal weights give equal digests)."""
+    """SHA-256 of the modules' parameters, in order (equal weights give equal digests). Buffers are left
+    out: the mapper's tracked average code follows each process's own batches between DDP's broadcasts."""
     digest = hashlib.sha256()
     for module in modules:
-        for name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
+        for name, tensor in module.named_parameters():
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
