@@ -15,8 +15,9 @@ SCANNED_FOLDERS: tuple[str, ...] = ("semantichuman_hd", "pipelines", "training",
 
 SCANNED_SUFFIXES: tuple[str, ...] = (".py", ".md", ".yaml", ".yml", ".toml", ".txt", ".cfg")
 
-REFERENCE = re.compile(r"docs/(?P<path>[\w./-]*\w)(?P<sections>(?:\s*(?:,|and|or|–|-)?\s*§\s*\d+)*)")
-"""``docs/FILE`` optionally followed by section numbers (``§3``, ``§3–§5``, ``§3–4``, ``§1, §7``, ``§4 and §5``)."""
+REFERENCE = re.compile(r"(?<![\w/.:-])docs/(?P<path>[\w./-]*\w)`?(?P<sections>(?:\s*(?:,|and|or|–|-)?\s*§\s*\d+)*)")
+"""``docs/FILE`` (not a URL's ``…/docs/…``) optionally followed by section numbers (``§3``, ``§3–§5``,
+``§3–4``, ``§1, §7``, ``§4 and §5``; also after a closing backtick: ```docs/method.md` §6``)."""
 
 SECTION_NUMBERS = re.compile(r"§\s*(\d+)(?:\s*[–-]\s*§?\s*(\d+))?")
 HEADING = re.compile(r"^## §(\d+) \S", re.MULTILINE)
@@ -74,9 +75,12 @@ def test_every_docs_reference_exists():
 
 
 def test_reference_parser():
-    line = "see docs/method.md §3–§5 and docs/method.md §1, §7; docs/dataset_format.md. (docs/method.md §4 and §5)"
+    line = (
+        "see docs/method.md §3–§5 and docs/method.md §1, §7; docs/dataset_format.md. (docs/method.md §4 and §5) "
+        "`docs/method.md` §6, https://huggingface.co/docs/accelerate"
+    )
     matches = [(m.group("path"), [n for pair in SECTION_NUMBERS.findall(m.group("sections")) for n in pair if n]) for m in REFERENCE.finditer(line)]
-    assert matches == [("method.md", ["3", "5"]), ("method.md", ["1", "7"]), ("dataset_format.md", []), ("method.md", ["4", "5"])]
+    assert matches == [("method.md", ["3", "5"]), ("method.md", ["1", "7"]), ("dataset_format.md", []), ("method.md", ["4", "5"]), ("method.md", ["6"])]
 
 
 @pytest.mark.parametrize("name", ["DESIGN.md"])
