@@ -150,6 +150,19 @@ def test_stage2_step_trains_super_resolution_only(tmp_path, dataset, stage1_pipe
     assert logs["loss/upsampling"] > 0 and "semantic" not in trainer.D_plain.names
 
 
+def test_gradient_accumulation_counts_one_step_per_n_batches(tmp_path, dataset):
+    trainer = _trainer(TINY1, tmp_path, f"data_dir={dataset}", "gradient_accumulation_steps=2")
+    before = _snapshot(trainer.G_plain)
+    trainer.train_step()
+    assert (trainer.state.step, trainer.state.batches) == (0, 1)
+    assert not any(_changed(before, trainer.G_plain).values())  # gradients summed, no update yet
+    trainer.train_step()
+    assert (trainer.state.step, trainer.state.batches, trainer.state.images_seen) == (1, 2, 4)
+    changed = _changed(before, trainer.G_plain)
+    assert all(changed[name] for name in changed if not name.startswith("super_resolution."))
+    assert not torch.equal(trainer.batch_indices(0), trainer.batch_indices(1))  # each batch draws its own samples
+
+
 def test_nan_loss_stops_with_a_clear_error_and_keeps_checkpoints(tmp_path, dataset, monkeypatch):
     trainer = _trainer(TINY1, tmp_path, f"data_dir={dataset}")
     trainer.train_step()

@@ -91,13 +91,17 @@ class TrainState:
     """Progress saved with every checkpoint."""
 
     step: int = 0
+    """Optimiser steps taken."""
     images_seen: int = 0
+    """Images shown, over all processes."""
+    batches: int = 0
+    """Batches drawn (``step × gradient_accumulation_steps`` at every checkpoint); it seeds the batch's draws."""
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "images_seen": self.images_seen}
+        return {"step": self.step, "images_seen": self.images_seen, "batches": self.batches}
 
     def load_state_dict(self, state: dict) -> None:
-        self.step, self.images_seen = int(state["step"]), int(state["images_seen"])
+        self.step, self.images_seen, self.batches = int(state["step"]), int(state["images_seen"]), int(state["batches"])
 
 
 def step_generator(seed: int, step: int, rank: int, device="cpu") -> torch.Generator:
@@ -384,9 +388,11 @@ class Trainer:
 
         self.data = TrainingData(config, self.size, with_normals=config.use_normal_discriminators)
         self.judge = Judge(config, generator, self.stage, self.size, judge_columns)
-        discriminators = DiscriminatorSet(
-            self.judge.names(), c_dim=self.data.dataset.labels.shape[1], channel_base=config.d_channel_base, channel_max=config.d_channel_max
-        )
+        with torch.random.fork_rng(devices=[]):  # the discriminators' initial weights follow `seed` too
+            torch.manual_seed(config.seed)
+            discriminators = DiscriminatorSet(
+                self.judge.names(), c_dim=self.data.dataset.labels.shape[1], channel_base=config.d_channel_base, channel_max=config.d_channel_max
+            )
 
         g_lr, g_betas = lazy_adam_hyperparameters(config.g_lr, config.adam_betas, config.reg_interval or None)
         d_lr, d_betas = lazy_adam_hyperparameters(config.d_lr, config.adam_betas, config.r1_interval or None)
@@ -413,10 +419,10 @@ class Trainer:
 
     # -- one step -----------------------------------------------------------------------------------
 
-    def batch_indices(self, step: int) -> torch.Tensor:
-        """This process's sample indices of ``step`` (drawn for all processes at once, then sliced)."""
+    def batch_indices(self, batch_number: int) -> torch.Tensor:
+        """This process's sample indices of batch ``batch_number`` (drawn for all processes at once, then sliced)."""
         accelerator, batch = self.accelerator, self.config.batch_size
-        rng = step_generator(self.config.seed, step, rank=4095)
+        rng = step_generator(self.config.seed, batch_number, rank=4095)
         everyone = torch.randint(0, len(self.data), (batch * accelerator.num_processes,), generator=rng)
         return everyone[accelerator.process_index * batch : (accelerator.process_index + 1) * batch]
 
@@ -439,8 +445,8 @@ class Trainer:
     def train_step(self) -> dict[str, float]:
         """One generator step and one discriminator step on this step's batch; returns the logged values."""
         config, accelerator, step = self.config, self.accelerator, self.state.step
-        rng = step_generator(config.seed, step, accelerator.process_index)
-        real = self.data.batch(self.batch_indices(step), self.device)
+        rng = step_generator(config.seed, self.state.batches, accelerator.process_index)
+        real = self.data.batch(self.batch_indices(self.state.batches), self.device)
         labels = real["labels"]
         batch = labels.shape[0]
         z = torch.randn(batch, 1, self.G_plain.mapper.config.z_dim, generator=rng).expand(-1, NUM_PARTS, -1).to(self.device)
@@ -481,18 +487,15 @@ class Trainer:
             # Discriminator: logistic loss on reals and the step's fakes, lazily R1-regularised.
             r1_step = config.r1_interval and step % config.r1_interval == 0 and config.r1_gamma > 0
             real_pictures = {"image": real["image"], "masks": real["masks"], "normals": real.get("normals", real["image"])}
-            if r1_step:
-                real_pictures = {key: value.detach().requires_grad_(True) for key, value in real_pictures.items()}
             real_inputs = self.judge(real_pictures, labels, sigma, rng, windowed=False)
+            if r1_step:  # each discriminator's R1 is taken on its own input
+                real_inputs = {name: value.detach().requires_grad_(True) for name, value in real_inputs.items()}
             real_logits = self.D(real_inputs, labels)
             fake_logits = self.D_plain({name: value.detach() for name, value in fake_inputs.items()}, labels)
             d_loss = discriminator_loss(real_logits, fake_logits)
             logs["loss/d"] = d_loss.item()
             if r1_step:
-                used = {key: value for key, value in real_pictures.items() if key != "normals" or config.use_normal_discriminators}
-                if self.stage == 2:
-                    used.pop("masks", None)
-                r1 = r1_penalty(real_logits, used)
+                r1 = r1_penalty(real_logits, real_inputs)  # Σ_d ‖∇ D_d(x_d)‖²: the inputs are separate leaves
                 d_loss = d_loss + r1 * (config.r1_gamma / 2) * config.r1_interval
                 logs["loss/r1"] = r1.item()
             self._check_finite("discriminator", d_loss)
@@ -504,11 +507,12 @@ class Trainer:
         logs["logits/fake"] = torch.stack([v.mean() for v in fake_logits.values()]).mean().item()
         logs["beta"] = float((self.G_plain.local_generators if self.stage == 1 else self.G_plain.super_resolution).beta.detach().abs())
         logs["blur_sigma"] = sigma
+        images = batch * accelerator.num_processes
+        self.state.images_seen += images
+        self.state.batches += 1
         if accelerator.sync_gradients:
-            images = batch * accelerator.num_processes
-            beta = ema_beta(images, config.ema_kimg, config.ema_rampup, self.state.images_seen)
+            beta = ema_beta(images * config.gradient_accumulation_steps, config.ema_kimg, config.ema_rampup, self.state.images_seen)
             update_ema(self.ema, self.G_plain, beta)
-            self.state.images_seen += images
             self.state.step += 1
         return logs
 
@@ -627,8 +631,10 @@ class Trainer:
         window_start, window_images = time.perf_counter(), 0
         while self.state.step < config.max_steps:
             logs = self.train_step()
-            step = self.state.step
             window_images += config.batch_size * accelerator.num_processes
+            if not accelerator.sync_gradients:
+                continue  # one optimiser step is `gradient_accumulation_steps` batches
+            step = self.state.step
             progress.update(1)
             if step % config.log_every == 0 or step == config.max_steps:
                 elapsed = time.perf_counter() - window_start
