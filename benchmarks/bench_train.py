@@ -52,7 +52,7 @@ def ensure_dataset(folder: Path, size: int, count: int) -> Path:
     if not (target / "dataset.json").is_file():
         subprocess.run(
             [sys.executable, "-m", "semantichuman_hd", "make-dataset", "synthetic", "--num", str(count),
-             "--resolution", str(size), "--out", str(target), "--workers", "2"],
+             "--image-size", str(size), "--out", str(target), "--workers", "2"],
             check=True,
         )
     return target

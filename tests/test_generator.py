@@ -114,7 +114,7 @@ def test_field_regularizers_give_per_part_gradients(pipe):
 def test_dataset_labels_place_the_body_where_the_pictures_show_it(pipe, tmp_path):
     out = tmp_path / "synth"
     subprocess.run(
-        [sys.executable, "-m", "semantichuman_hd", "make-dataset", "synthetic", "--num", "2", "--resolution", "32", "--out", str(out)],
+        [sys.executable, "-m", "semantichuman_hd", "make-dataset", "synthetic", "--num", "2", "--image-size", "32", "--out", str(out)],
         check=True, capture_output=True,
     )
     dataset = SemanticHumanDataset(out)

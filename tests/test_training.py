@@ -45,7 +45,7 @@ def dataset(tmp_path_factory) -> Path:
     """Eight procedural people at 128² (enough for tiny's stage 1 at 32² and stage 2 at 128²)."""
     out = tmp_path_factory.mktemp("data") / "synth"
     subprocess.run(
-        [sys.executable, "-m", "semantichuman_hd", "make-dataset", "synthetic", "--num", "8", "--resolution", "128", "--out", str(out)],
+        [sys.executable, "-m", "semantichuman_hd", "make-dataset", "synthetic", "--num", "8", "--image-size", "128", "--out", str(out)],
         check=True, capture_output=True, env=_env(),
     )
     return out
@@ -101,7 +101,7 @@ def test_bad_datasets_and_pipelines_fail_before_training(tmp_path, dataset):
         _trainer(TINY1, tmp_path, f"data_dir={tmp_path / 'nowhere'}")
     small = tmp_path / "small"
     subprocess.run(
-        [sys.executable, "-m", "semantichuman_hd", "make-dataset", "synthetic", "--num", "2", "--resolution", "16", "--out", str(small)],
+        [sys.executable, "-m", "semantichuman_hd", "make-dataset", "synthetic", "--num", "2", "--image-size", "16", "--out", str(small)],
         check=True, capture_output=True, env=_env(),
     )
     with pytest.raises(ValueError, match="holds 16-pixel pictures but stage training renders 32 pixels"):
