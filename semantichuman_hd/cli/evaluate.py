@@ -15,7 +15,6 @@ import math
 import sys
 import warnings
 from dataclasses import replace
-from pathlib import Path
 
 from ._common import add_model_arguments, check_output_file, load_pipeline
 

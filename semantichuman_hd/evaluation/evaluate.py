@@ -18,7 +18,7 @@ from ..rendering.compositor import COMPOSITIONS
 from ..scene import centering_transl
 from .fid import KID_SCALE, KID_SUBSET_SIZE, KID_SUBSETS, MIN_FID_SAMPLES, fid_from_features, kernel_inception_distance
 from .pictures import HEAD_JOINT, face_crops, label_maps
-from .reference import FID_KINDS, dataset_digest, open_dataset, real_features, reference_part_stats, sample_conditions
+from .reference import dataset_digest, open_dataset, real_features, reference_part_stats, sample_conditions
 from .structure import (
     MASK_THRESHOLD,
     disentanglement,
@@ -296,6 +296,10 @@ def _number(value, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
+def _people(count: int) -> str:
+    return f"{count} person" if count == 1 else f"{count} people"
+
+
 def markdown_report(results: dict) -> str:
     """The results of :func:`evaluate` as Markdown tables."""
     settings = results["settings"]
@@ -341,14 +345,14 @@ def markdown_report(results: dict) -> str:
                 lines.append(f"| {name} | {part} | {cell('outside', 'image')} | {cell('outside', 'depth')} | {cell('outside', 'normals')} | {cell('inside', 'image')} |")
     if "sr_consistency" in results:
         entry = results["sr_consistency"]
-        lines += ["", f"SR consistency (down-sampled HR vs LR, {entry['num']} people):", "", "| map | PSNR (dB) | L1 |", "|---|---|---|"]
+        lines += ["", f"SR consistency (down-sampled HR vs LR, {_people(entry['num'])}):", "", "| map | PSNR (dB) | L1 |", "|---|---|---|"]
         for key in ("image", "masks", "normals"):
             lines.append(f"| {key} | {_number(entry[key]['psnr_db'])} | {_number(entry[key]['l1'])} |")
     if "guided_sampling" in results:
         entry = results["guided_sampling"]
         lines += [
             "",
-            f"Guided vs brute-force HR render ({entry['num']} people):",
+            f"Guided vs brute-force HR render ({_people(entry['num'])}):",
             "",
             "| PSNR (dB) | depth error (m) | alpha L1 | speed-up | speed-up with stage 1 |",
             "|---|---|---|---|---|",
