@@ -26,6 +26,7 @@ from diffusers.utils import BaseOutput
 from torch import nn
 
 from .body.deformer import NUM_ROOT_INITS, InverseLBSDeformer, PosedBody
+from .checks import check_choice, check_non_negative_int, check_positive_int
 from .body.smpl_format import BODY_POSE_DIM, GLOBAL_ORIENT_DIM, NUM_BETAS
 from .models.local_generators import LocalGenerators, TriplaneOutput
 from .models.mapper import SemanticMapper
@@ -78,20 +79,13 @@ class RenderSettings:
     """Inverse-skinning solver starts per sample (the nearest bones); training may use fewer."""
 
     def __post_init__(self):
-        for name in ("low_resolution", "high_resolution", "num_stratified"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-        if isinstance(self.num_importance, bool) or not isinstance(self.num_importance, int) or self.num_importance < 0:
-            raise ValueError(f"`num_importance` must be an integer >= 0, got {self.num_importance!r}.")
+        for name in ("low_resolution", "high_resolution", "num_stratified", "num_root_inits"):
+            check_positive_int(getattr(self, name), name)
+        check_non_negative_int(self.num_importance, "num_importance")
         if self.high_resolution % self.low_resolution:
             raise ValueError(f"`high_resolution` ({self.high_resolution}) must be a multiple of `low_resolution` ({self.low_resolution}).")
-        if self.selection_mode not in SELECTION_MODES:
-            raise ValueError(f"`selection_mode` must be one of {list(SELECTION_MODES)}, got {self.selection_mode!r}.")
-        if self.composition not in COMPOSITIONS:
-            raise ValueError(f"`composition` must be one of {list(COMPOSITIONS)}, got {self.composition!r}.")
-        if isinstance(self.num_root_inits, bool) or not isinstance(self.num_root_inits, int) or self.num_root_inits < 1:
-            raise ValueError(f"`num_root_inits` must be a positive integer, got {self.num_root_inits!r}.")
+        check_choice(self.selection_mode, SELECTION_MODES, "selection_mode")
+        check_choice(self.composition, COMPOSITIONS, "composition")
 
     @property
     def scale(self) -> int:
@@ -416,10 +410,8 @@ class SemanticHumanGenerator(nn.Module):
         Returns:
             [`GeneratorOutput`].
         """
-        if stage not in STAGES:
-            raise ValueError(f"`stage` must be one of {list(STAGES)}, got {stage!r}.")
-        if ray_bounds not in RAY_BOUNDS:
-            raise ValueError(f"`ray_bounds` must be one of {list(RAY_BOUNDS)}, got {ray_bounds!r}.")
+        check_choice(stage, STAGES, "stage")
+        check_choice(ray_bounds, RAY_BOUNDS, "ray_bounds")
         if stage == 1:
             triplanes = self.local_generators.synthesize(ws, noise_mode, generator)
             return self.render_stage1(

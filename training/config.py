@@ -13,6 +13,7 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
+from semantichuman_hd.checks import check_choice, check_number_in_range
 from semantichuman_hd.generator import RAY_BOUNDS
 from semantichuman_hd.presets import PRESETS
 from semantichuman_hd.rendering.guided_sampling import SELECTION_MODES
@@ -149,16 +150,10 @@ class TrainingConfig:
                 raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
 
         def number(name: str, minimum: float = 0.0, strict: bool = False, maximum: float | None = None) -> None:
-            value = getattr(self, name)
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            ok = ok and (value > minimum if strict else value >= minimum) and (maximum is None or value <= maximum)
-            if not ok:
-                bound = f"{'>' if strict else '>='} {minimum}" + ("" if maximum is None else f" and <= {maximum}")
-                raise ValueError(f"`{name}` must be a finite number {bound}, got {value!r}.")
+            check_number_in_range(getattr(self, name), name, minimum, math.inf if maximum is None else maximum, include_low=not strict)
 
         def choice(name: str, allowed: Sequence) -> None:
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"`{name}` must be one of {list(allowed)}, got {getattr(self, name)!r}.")
+            check_choice(getattr(self, name), allowed, name)
 
         choice("stage", (1, 2))
         choice("preset", tuple(PRESETS))

@@ -36,14 +36,8 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from semantichuman_hd.models.stylegan2 import (
-    FullyConnected,
-    bias_activation,
-    block_channels,
-    check_choice,
-    check_positive_int,
-    normalize_second_moment,
-)
+from semantichuman_hd.checks import check_choice, check_non_negative_int, check_positive_int
+from semantichuman_hd.models.stylegan2 import FullyConnected, bias_activation, block_channels, normalize_second_moment
 from semantichuman_hd.parts import NUM_PARTS
 
 EPILOGUE_RESOLUTION: int = 4
@@ -102,11 +96,6 @@ STAGES: tuple[int, ...] = (1, 2)
 def _check_power_of_two(value, argument: str, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum or value & (value - 1):
         raise ValueError(f"`{argument}` must be a power of 2 of at least {minimum}, got {value!r}.")
-
-
-def _check_non_negative_int(value, argument: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"`{argument}` must be a non-negative integer, got {value!r}.")
 
 
 def discriminator_inputs(
@@ -288,14 +277,14 @@ class ConditionalDiscriminator(ModelMixin, ConfigMixin):
         check_positive_int(in_channels, "in_channels")
         _check_power_of_two(height, "height", EPILOGUE_RESOLUTION)
         _check_power_of_two(width, "width", EPILOGUE_RESOLUTION)
-        _check_non_negative_int(c_dim, "c_dim")
+        check_non_negative_int(c_dim, "c_dim")
         check_positive_int(channel_base, "channel_base")
         check_positive_int(channel_max, "channel_max")
         check_positive_int(mbstd_group_size, "mbstd_group_size")
         check_positive_int(mbstd_num_channels, "mbstd_num_channels")
         if conditioning_dim is not None:
             check_positive_int(conditioning_dim, "conditioning_dim")
-        _check_non_negative_int(mapping_layers, "mapping_layers")
+        check_non_negative_int(mapping_layers, "mapping_layers")
 
         def channels(h: int, w: int) -> int:
             return block_channels(max(h, w), channel_base, channel_max)
