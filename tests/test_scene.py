@@ -88,7 +88,7 @@ def test_render_body_command(tmp_path, capsys):
 
 def test_render_body_rejects_bad_resolution(tmp_path, capsys):
     assert main(["render-body", "--out", str(tmp_path / "x.png"), "--resolution", "0"]) == 2
-    assert "`resolution` must be a positive integer, got 0" in capsys.readouterr().err
+    assert "`--resolution` must be a positive integer (pixels per tile side), got 0" in capsys.readouterr().err
 
 
 def test_make_body_model_command(tmp_path):
