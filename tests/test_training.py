@@ -106,6 +106,14 @@ def test_bad_datasets_and_pipelines_fail_before_training(tmp_path, dataset):
     )
     with pytest.raises(ValueError, match="holds 16-pixel pictures but stage training renders 32 pixels"):
         _trainer(TINY1, tmp_path, f"data_dir={small}")
+    bare = tmp_path / "bare"
+    subprocess.run(
+        [sys.executable, "-m", "semantichuman_hd", "make-dataset", "synthetic", "--num", "2", "--image-size", "32", "--no-normals", "--out", str(bare)],
+        check=True, capture_output=True, env=_env(),
+    )
+    with pytest.raises(ValueError, match="The normal discriminators need normal maps"):
+        _trainer(TINY1, tmp_path, f"data_dir={bare}")
+    assert _trainer(TINY1, tmp_path, f"data_dir={bare}", "use_normal_discriminators=false").D_plain.names == ("image", "semantic", "face_image")
     with pytest.raises(FileNotFoundError, match="is not a pipeline folder"):
         _trainer(TINY2, tmp_path, f"data_dir={dataset}", f"stage1_pipeline={tmp_path}")
     assert not (tmp_path / "run" / "checkpoints").exists()
@@ -161,6 +169,17 @@ def test_gradient_accumulation_counts_one_step_per_n_batches(tmp_path, dataset):
     changed = _changed(before, trainer.G_plain)
     assert all(changed[name] for name in changed if not name.startswith("super_resolution."))
     assert not torch.equal(trainer.batch_indices(0), trainer.batch_indices(1))  # each batch draws its own samples
+
+
+def test_export_pushes_the_ema_pipeline_when_asked(tmp_path, dataset, monkeypatch):
+    pushed = []
+    monkeypatch.setattr(SemanticHumanPipeline, "push_to_hub", lambda self, repo_id, **kwargs: pushed.append((repo_id, self)))
+    trainer = _trainer(TINY1, tmp_path, f"data_dir={dataset}", "push_to_hub=true", "hub_model_id=someone/tiny-human")
+    folder = trainer.export()
+    assert [repo for repo, _ in pushed] == ["someone/tiny-human"]
+    saved = SemanticHumanPipeline.from_pretrained(folder)
+    for (name, a), (_, b) in zip(saved.local_generators.state_dict().items(), trainer.ema.local_generators.state_dict().items()):
+        assert torch.equal(a, b), name  # the folder holds the EMA weights
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_checkpoints(tmp_path, dataset, monkeypatch):
