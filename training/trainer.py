@@ -628,15 +628,18 @@ class Trainer:
         progress = tqdm(
             total=config.max_steps, initial=self.state.step, desc=f"stage {self.stage}", disable=not accelerator.is_main_process
         )
-        window_start, window_images = time.perf_counter(), 0
+        window_start, window_images, window_logs = time.perf_counter(), 0, {}
         while self.state.step < config.max_steps:
-            logs = self.train_step()
+            for key, value in self.train_step().items():
+                window_logs.setdefault(key, []).append(value)
             window_images += config.batch_size * accelerator.num_processes
             if not accelerator.sync_gradients:
                 continue  # one optimiser step is `gradient_accumulation_steps` batches
             step = self.state.step
             progress.update(1)
             if step % config.log_every == 0 or step == config.max_steps:
+                # Means over the steps since the last log (lazy terms over the steps that computed them).
+                logs = {key: sum(values) / len(values) for key, values in window_logs.items()}
                 elapsed = time.perf_counter() - window_start
                 logs["images_per_second"] = window_images / max(elapsed, 1e-9)
                 logs["images_seen"] = self.state.images_seen
@@ -645,7 +648,7 @@ class Trainer:
                     with open(self.output_dir / METRICS_FILE, "a") as handle:
                         handle.write(json.dumps({"step": step, **logs}) + "\n")
                 progress.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in logs.items() if k.startswith("loss/")})
-                window_start, window_images = time.perf_counter(), 0
+                window_start, window_images, window_logs = time.perf_counter(), 0, {}
             if config.sample_every and step % config.sample_every == 0:
                 self.log_samples()
             if config.checkpointing_steps and step % config.checkpointing_steps == 0 and step < config.max_steps:
