@@ -240,7 +240,9 @@ def test_batch_elements_are_independent(models):
     _, ws = _ws(mapper, batch=3)
     planes = generators.synthesize(ws).planes
     alone = generators.synthesize(ws[1:2]).planes
-    torch.testing.assert_close(alone, planes[1:2], atol=1e-5, rtol=1e-5)
+    # Convolution kernels may sum in another order for another batch size (float rounding, ~1e-5);
+    # a dependence between batch elements would show as differences of the planes' own size.
+    torch.testing.assert_close(alone, planes[1:2], atol=1e-4, rtol=1e-4)
 
 
 @torch.no_grad()

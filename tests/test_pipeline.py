@@ -151,8 +151,10 @@ def test_latents_returned_are_the_ones_passed(pipe):
 def test_seeded_generator_reproduces(pipe, render):
     first, again = render("low", "np"), render("low", "pt")  # two calls with generators of the same seed
     assert torch.equal(first.latents, again.latents)
-    for name in ("images", "semantic_images", "normals"):
+    for name in ("images", "semantic_images"):
         assert np.array_equal(getattr(first, name), getattr(again, name).permute(0, 2, 3, 1).numpy()), name
+    # Normals come from autograd reductions whose order may vary with several threads (one float step).
+    np.testing.assert_allclose(first.normals, again.normals.permute(0, 2, 3, 1).numpy(), rtol=0, atol=1e-6)
     for name in ("depth", "alpha", "semantic_masks"):
         assert np.array_equal(getattr(first, name), getattr(again, name).numpy()), name
     other = pipe.sample_latents(LOW_BATCH, torch.Generator().manual_seed(SEED + 1))
