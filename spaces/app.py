@@ -670,8 +670,8 @@ person B's clothes, move one garment between two people, turn the person around,
 a 3D mesh."""
 
 RANDOM_WEIGHTS_WARNING = """⚠️ **No trained checkpoint: this Space runs a randomly initialised `{name}` model.**
-Its people are untrained colour on a correctly posed body; every control works, the pictures are not
-meaningful yet. Set `{env}` to a trained pipeline folder or Hub repo id."""
+Its people are robe-like silhouettes of the posed body in muddy colour, with one flat colour for all
+parts; every control works, but nothing looks like clothing yet. Set `{env}` to a trained pipeline folder or Hub repo id."""
 
 
 def render_concurrency() -> int:
