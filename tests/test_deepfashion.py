@@ -117,7 +117,7 @@ def test_label_table_is_the_design_grouping():
 
 def test_end_to_end(deepfashion, tmp_path):
     out = tmp_path / "prepared"
-    report = prepare_deepfashion(deepfashion["images"], deepfashion["segm"], deepfashion["fits_path"], out, resolution=33)
+    report = prepare_deepfashion(deepfashion["images"], deepfashion["segm"], deepfashion["fits_path"], out, image_size=33)
     assert report.num_images == 7
     assert report.written == sorted(f"{name}.png" for name in COMPLETE)
     reasons = {entry["image"]: entry["reason"] for entry in report.skipped}
@@ -160,7 +160,7 @@ def test_end_to_end(deepfashion, tmp_path):
     assert info["source"] == "DeepFashion-MultiModal" and info["deepfashion_labels_per_part"]["outerwear"] == [2]
 
     with pytest.raises(ValueError, match="already exists"):
-        prepare_deepfashion(deepfashion["images"], deepfashion["segm"], deepfashion["fits_path"], out, resolution=33)
+        prepare_deepfashion(deepfashion["images"], deepfashion["segm"], deepfashion["fits_path"], out, image_size=33)
 
 
 def write_fits(fits: dict, path, layout: str):
@@ -220,7 +220,7 @@ def test_original_intrinsics_frame_is_converted(deepfashion, tmp_path):
     path = tmp_path / "fits_original.json"
     path.write_text(json.dumps(fits))
     out = tmp_path / "prepared"
-    prepare_deepfashion(deepfashion["images"], deepfashion["segm"], path, out, resolution=16, intrinsics_frame="original")
+    prepare_deepfashion(deepfashion["images"], deepfashion["segm"], path, out, image_size=16, intrinsics_frame="original")
     item = SemanticHumanDataset(out)[0]
     expected = padded_intrinsics(np.array(fits[f"{sorted(COMPLETE)[0]}.jpg"]["camera"]["intrinsics"]), WIDTH, HEIGHT)
     assert np.allclose(item["intrinsics"].numpy(), expected, atol=1e-6)
@@ -238,7 +238,7 @@ def test_normals_are_padded_resized_and_required(deepfashion, tmp_path):
         normals[parsing > 0] = (128, 128, 255)  # facing the camera
         Image.fromarray(normals).save(normals_dir / (f"{name}_normal.png" if name == COMPLETE[0] else f"{name}.png"))
     out = tmp_path / "prepared"
-    report = prepare_deepfashion(deepfashion["images"], deepfashion["segm"], deepfashion["fits_path"], out, normals_dir=normals_dir, resolution=16)
+    report = prepare_deepfashion(deepfashion["images"], deepfashion["segm"], deepfashion["fits_path"], out, normals_dir=normals_dir, image_size=16)
     assert {entry["image"]: entry["reason"] for entry in report.skipped}[f"{COMPLETE[2]}.jpg"] == SKIP_NO_NORMALS
     dataset = SemanticHumanDataset(out)
     assert dataset.with_normals and len(dataset) == 2
@@ -249,8 +249,8 @@ def test_normals_are_padded_resized_and_required(deepfashion, tmp_path):
 
 
 def test_parallel_workers_give_the_same_dataset(deepfashion, tmp_path):
-    serial = prepare_deepfashion(deepfashion["images"], deepfashion["segm"], deepfashion["fits_path"], tmp_path / "a", resolution=12)
-    parallel = prepare_deepfashion(deepfashion["images"], deepfashion["segm"], deepfashion["fits_path"], tmp_path / "b", resolution=12, workers=2)
+    serial = prepare_deepfashion(deepfashion["images"], deepfashion["segm"], deepfashion["fits_path"], tmp_path / "a", image_size=12)
+    parallel = prepare_deepfashion(deepfashion["images"], deepfashion["segm"], deepfashion["fits_path"], tmp_path / "b", image_size=12, workers=2)
     assert serial.written == parallel.written and serial.skipped == parallel.skipped
     a, b = SemanticHumanDataset(tmp_path / "a"), SemanticHumanDataset(tmp_path / "b")
     for i in range(len(a)):
@@ -261,7 +261,7 @@ def test_no_usable_image_writes_the_report_and_fails(deepfashion, tmp_path):
     path = tmp_path / "other_fits.json"
     path.write_text(json.dumps({"unrelated.jpg": fit_label(np.random.default_rng(0))}))
     with pytest.raises(ValueError, match="no image could be prepared"):
-        prepare_deepfashion(deepfashion["images"], deepfashion["segm"], path, tmp_path / "out", resolution=8)
+        prepare_deepfashion(deepfashion["images"], deepfashion["segm"], path, tmp_path / "out", image_size=8)
     assert json.loads((tmp_path / "out" / REPORT_FILE).read_text())["skipped_by_reason"][SKIP_NO_FIT] == 6
     assert not (tmp_path / "out" / "dataset.json").exists()
 

@@ -37,7 +37,7 @@ def generator():
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic") / "a"
-    generate_dataset(root, 3, resolution=RESOLUTION, seed=5, workers=1, progress=False)
+    generate_dataset(root, 3, image_size=RESOLUTION, seed=5, workers=1, progress=False)
     return root
 
 
@@ -52,8 +52,8 @@ def _files(root):
 def test_same_seed_gives_identical_files_serial_and_parallel(dataset, tmp_path):
     again = tmp_path / "b"
     parallel = tmp_path / "c"
-    generate_dataset(again, 3, resolution=RESOLUTION, seed=5, workers=1, progress=False)
-    generate_dataset(parallel, 3, resolution=RESOLUTION, seed=5, workers=2, progress=False)
+    generate_dataset(again, 3, image_size=RESOLUTION, seed=5, workers=1, progress=False)
+    generate_dataset(parallel, 3, image_size=RESOLUTION, seed=5, workers=2, progress=False)
     files = _files(dataset)
     assert files == _files(again) == _files(parallel)
     assert len(files) == 1 + 3 * 3  # index + images, segm, normals
@@ -61,7 +61,7 @@ def test_same_seed_gives_identical_files_serial_and_parallel(dataset, tmp_path):
         assert filecmp.cmp(dataset / name, again / name, shallow=False), name
         assert filecmp.cmp(dataset / name, parallel / name, shallow=False), name
     other = tmp_path / "d"
-    generate_dataset(other, 1, resolution=RESOLUTION, seed=6, workers=1, progress=False)
+    generate_dataset(other, 1, image_size=RESOLUTION, seed=6, workers=1, progress=False)
     assert not filecmp.cmp(dataset / "images/000000.png", other / "images/000000.png", shallow=False)
 
 
@@ -220,11 +220,11 @@ def test_export_part_meshes(generator, dataset, tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs, name",
-    [({"num": 0}, "num"), ({"num": -2}, "num"), ({"resolution": 0}, "resolution"), ({"resolution": -64}, "resolution"),
+    [({"num": 0}, "num"), ({"num": -2}, "num"), ({"image_size": 0}, "image_size"), ({"image_size": -64}, "image_size"),
      ({"workers": 0}, "workers"), ({"seed": -1}, "seed"), ({"supersample": 0}, "supersample"), ({"num": 2.5}, "num")],
 )
 def test_bad_arguments(tmp_path, kwargs, name):
-    arguments = {"out_dir": tmp_path / "x", "num": 1, "resolution": RESOLUTION, "progress": False}
+    arguments = {"out_dir": tmp_path / "x", "num": 1, "image_size": RESOLUTION, "progress": False}
     arguments.update(kwargs)
     with pytest.raises(ValueError, match=f"`{name}`"):
         generate_dataset(**arguments)
@@ -233,7 +233,7 @@ def test_bad_arguments(tmp_path, kwargs, name):
 
 def test_refuses_to_overwrite(dataset):
     with pytest.raises(ValueError, match="overwrite"):
-        generate_dataset(dataset, 1, resolution=RESOLUTION, progress=False)
+        generate_dataset(dataset, 1, image_size=RESOLUTION, progress=False)
 
 
 def test_command_line(tmp_path, capsys):
