@@ -109,6 +109,27 @@ def test_bad_out_is_refused_before_any_work(no_work, tmp_path, command, out, mes
     assert existing_file.read_text() == "keep me"
 
 
+@pytest.mark.parametrize("source", ["synthetic", "deepfashion"])
+def test_every_make_dataset_source_checks_its_out_folder_first(tmp_path, monkeypatch, source):
+    from semantichuman_hd.data import deepfashion
+    from semantichuman_hd.data.synthetic import generator
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the dataset was being written before --out was checked")
+
+    monkeypatch.setattr(generator, "generate_dataset", no_work)
+    monkeypatch.setattr(deepfashion, "prepare_deepfashion", no_work)
+    existing_file = tmp_path / "existing.txt"
+    existing_file.write_text("keep me")
+    inputs = [] if source == "synthetic" else ["--images", str(tmp_path), "--parsing", str(tmp_path), "--smpl", str(existing_file)]
+    for out, message in ((existing_file, "is an existing file"), (tmp_path / "data.png", "is named like a .png file")):
+        code, _, err = run_cli("make-dataset", source, *inputs, "--out", str(out))
+        assert code == 2 and "Traceback" not in err, err
+        assert "`--out` must be a folder" in err or "`--out` is the output folder" in err, err
+        assert message in err, err
+    assert existing_file.read_text() == "keep me"
+
+
 def test_render_body_refuses_a_resolution_that_cannot_fit_with_an_estimate(no_work, tmp_path):
     code, _, err = run_cli("render-body", "--resolution", 100000, "--out", tmp_path / "body.png")
     assert code == 2

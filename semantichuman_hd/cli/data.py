@@ -42,6 +42,19 @@ def _resolve(target: str):
     return getattr(importlib.import_module(module), function)
 
 
+def _checking_out(work):
+    """``work`` preceded by the check of its dataset folder ``--out`` (every source writes one), so a
+    file, a folder named like a file or an unwritable place is refused before any work."""
+
+    def run(args: argparse.Namespace) -> int:
+        from ._common import check_output_folder
+
+        check_output_folder(args.out)
+        return work(args)
+
+    return run
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``make-dataset`` (with its sources) and ``preview-dataset`` to the top-level sub-commands."""
     make = subparsers.add_parser(
@@ -52,7 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sources = make.add_subparsers(dest="source", metavar="SOURCE")
     sources.required = True
     for name, target in MAKE_DATASET_SOURCES.items():
-        _resolve(target)(sources, name)
+        parser = _resolve(target)(sources, name)
+        parser.set_defaults(func=_checking_out(parser.get_default("func")))
 
     preview = subparsers.add_parser(
         "preview-dataset",
@@ -106,9 +120,7 @@ def add_deepfashion_parser(sources: argparse._SubParsersAction, name: str) -> ar
 
 def _make_deepfashion(args: argparse.Namespace) -> int:
     from ..data.deepfashion import prepare_deepfashion
-    from ._common import check_output_folder
 
-    check_output_folder(args.out)
     report = prepare_deepfashion(
         args.images,
         args.parsing,
