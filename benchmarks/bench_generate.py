@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,7 @@ import time
 
 import torch
 
-from reporting import machine_report, print_report, synchronize
+from reporting import MIB, machine_report, peak_rss_mib, print_report, synchronize
 from semantichuman_hd.pipelines.pipeline_semantic_human import RESOLUTIONS, SemanticHumanPipeline
 from semantichuman_hd.presets import PRESETS
 
@@ -40,9 +39,6 @@ AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {"none": None, "bf16": torch.bf
 AUTOCAST_SCOPES: tuple[str, ...] = ("all", "synthesis")
 """``--autocast-scope`` choices: autocast the whole generation, or only the mapper and tri-plane synthesis."""
 
-MIB: int = 1 << 20
-
-
 def current_rss_mib() -> float:
     """Resident set size now (Linux ``/proc/self/statm``), else the peak so far."""
     try:
@@ -50,20 +46,6 @@ def current_rss_mib() -> float:
             return int(file.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / MIB
     except (OSError, ValueError, IndexError):
         return peak_rss_mib()
-
-
-def peak_rss_mib() -> float:
-    """Peak resident set size of this process: Linux's ``VmHWM`` (which :func:`reset_peak_rss` can reset),
-    else ``ru_maxrss`` (KiB on Linux, bytes on macOS; the process's whole life)."""
-    try:
-        with open("/proc/self/status") as file:
-            for line in file:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / MIB if sys.platform == "darwin" else peak / 1024
 
 
 def reset_peak_rss() -> bool:

@@ -214,7 +214,7 @@ def measure(
 ) -> dict:
     """Render stage 1, each guided mode (``repeats`` times, the fastest kept) and brute force (once)."""
     settings = generator.settings
-    size, low_size = settings.high_resolution, settings.low_resolution
+    size = settings.high_resolution
     batch = len(poses)
     results: dict = {}
     cameras = fixed_camera(batch, device=device)

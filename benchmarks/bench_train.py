@@ -28,23 +28,11 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from reporting import machine_report, print_report, synchronize  # noqa: E402
+from reporting import MIB, machine_report, peak_rss_mib, print_report, synchronize  # noqa: E402
 from training.config import load_config  # noqa: E402
 from training.trainer import Trainer  # noqa: E402
 
 from semantichuman_hd.pipelines.pipeline_semantic_human import SemanticHumanPipeline  # noqa: E402
-
-MIB: int = 1 << 20
-
-
-def peak_rss_mib() -> float:
-    """Peak resident set size of this process (Linux ``VmHWM``)."""
-    with open("/proc/self/status") as file:
-        for line in file:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
 
 def ensure_dataset(folder: Path, size: int, count: int) -> Path:
     """A procedural dataset of ``count`` people at ``size`` pixels in ``folder`` (made once)."""

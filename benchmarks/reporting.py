@@ -5,8 +5,27 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
+import sys
 
 import torch
+
+MIB: int = 1 << 20
+"""Bytes per mebibyte."""
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process: Linux's ``VmHWM`` (which :func:`reset_peak_rss` can reset),
+    else ``ru_maxrss`` (KiB on Linux, bytes on macOS; the process's whole life)."""
+    try:
+        with open("/proc/self/status") as file:
+            for line in file:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / MIB if sys.platform == "darwin" else peak / 1024
 
 
 def device_name(device: torch.device) -> str:

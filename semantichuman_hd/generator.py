@@ -27,7 +27,7 @@ from torch import nn
 
 from .body.deformer import NUM_ROOT_INITS, InverseLBSDeformer, PosedBody
 from .checks import check_choice, check_non_negative_int, check_positive_int
-from .body.smpl_format import BODY_POSE_DIM, GLOBAL_ORIENT_DIM, NUM_BETAS
+from .data.format import LABEL_DIM, LABEL_SLICES
 from .models.local_generators import LocalGenerators, TriplaneOutput
 from .models.mapper import SemanticMapper
 from .models.super_resolution import SuperResolution3D
@@ -148,8 +148,7 @@ class FieldRegularizers(BaseOutput):
 
 def scene_from_labels(labels: torch.Tensor) -> tuple[Cameras, dict[str, torch.Tensor]]:
     """Cameras in the body frame and SMPL arguments from flat dataset label vectors ``(B, 111)``
-    (``docs/dataset_format.md``: cam2world 16, intrinsics 9, scale, transl 3, global_orient 3,
-    body_pose 69, betas 10).
+    (``docs/dataset_format.md``; the layout is ``semantichuman_hd.data.format.LABEL_SLICES``).
 
     The posed body is ``scale · (SMPL + transl)`` in the world; in the body frame (SMPL's own output)
     a world point is ``x / scale − transl``, so the camera centre moves there (rotation and intrinsics
@@ -158,24 +157,20 @@ def scene_from_labels(labels: torch.Tensor) -> tuple[Cameras, dict[str, torch.Te
     Returns:
         ``(cameras, smpl)`` with ``smpl = {"betas", "body_pose", "global_orient"}``.
     """
-    if not isinstance(labels, torch.Tensor) or labels.ndim != 2 or labels.shape[1] != 111:
+    if not isinstance(labels, torch.Tensor) or labels.ndim != 2 or labels.shape[1] != LABEL_DIM:
         shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
-        raise ValueError(f"`labels` must be a tensor of shape (B, 111) (dataset label vectors), got {shape}.")
+        raise ValueError(f"`labels` must be a tensor of shape (B, {LABEL_DIM}) (dataset label vectors), got {shape}.")
     if not torch.isfinite(labels).all():
         raise ValueError("`labels` contains NaN or infinite values.")
     labels = labels.float()
-    cam2world = labels[:, :16].reshape(-1, 4, 4).clone()
-    intrinsics = labels[:, 16:25].reshape(-1, 3, 3)
-    scale = labels[:, 25:26]
+    field = lambda name: labels[:, LABEL_SLICES[name]]  # noqa: E731
+    cam2world = field("cam2world").reshape(-1, 4, 4).clone()
+    intrinsics = field("intrinsics").reshape(-1, 3, 3)
+    scale = field("scale")
     if not bool((scale > 0).all()):
         raise ValueError(f"the labels' `scale` must be positive, got {scale.flatten().tolist()}.")
-    transl = labels[:, 26:29]
-    cam2world[:, :3, 3] = cam2world[:, :3, 3] / scale - transl
-    smpl = {
-        "global_orient": labels[:, 29 : 29 + GLOBAL_ORIENT_DIM],
-        "body_pose": labels[:, 32 : 32 + BODY_POSE_DIM],
-        "betas": labels[:, 101 : 101 + NUM_BETAS],
-    }
+    cam2world[:, :3, 3] = cam2world[:, :3, 3] / scale - field("transl")
+    smpl = {name: field(name) for name in ("global_orient", "body_pose", "betas")}
     return Cameras(cam2world, intrinsics), smpl
 
 

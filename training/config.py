@@ -14,6 +14,7 @@ from typing import Any, Optional, Sequence
 import yaml
 
 from semantichuman_hd.checks import check_choice, check_number_in_range
+from semantichuman_hd.evaluation.pictures import FACE_CROP_FRACTION
 from semantichuman_hd.generator import RAY_BOUNDS
 from semantichuman_hd.presets import PRESETS
 from semantichuman_hd.rendering.guided_sampling import SELECTION_MODES
@@ -82,7 +83,7 @@ class TrainingConfig:
     """See ``d_channel_base``."""
     face_size: int = 16
     """Side of the face crops given to the face discriminators (pixels)."""
-    face_crop_fraction: float = 0.125
+    face_crop_fraction: float = FACE_CROP_FRACTION
     """Face crop side as a fraction of the image height (the paper: H/8)."""
     use_normal_discriminators: bool = True
     """Judge normal maps (needs a dataset with normals)."""

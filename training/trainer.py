@@ -23,7 +23,6 @@ import copy
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import shutil
 import time
@@ -38,11 +37,13 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration
 from tqdm.auto import tqdm
 
-from semantichuman_hd.body.smpl_format import SMPL_JOINT_NAMES
 from semantichuman_hd.data import SemanticHumanDataset
-from semantichuman_hd.generator import GeneratorOutput, SemanticHumanGenerator, scene_from_labels
+from semantichuman_hd.evaluation.reference import real_head_centres
+from semantichuman_hd.generator import GeneratorOutput, SemanticHumanGenerator
+from semantichuman_hd.hub import file_sha256
 from semantichuman_hd.parts import NUM_PARTS
 from semantichuman_hd.pipelines.pipeline_semantic_human import SemanticHumanPipeline, semantic_picture
+from semantichuman_hd.rendering.compositor import normals_to_picture
 
 from .augment import blur, blur_sigma, face_crops, translate_augment
 from .config import TrainingConfig
@@ -56,10 +57,8 @@ from .losses import (
     lazy_adam_hyperparameters,
     r1_penalty,
     update_ema,
+    upsampling_loss,
 )
-
-HEAD_JOINT: int = SMPL_JOINT_NAMES.index("head")
-"""The joint the face crops are centred on."""
 
 CHECKPOINT_PREFIX: str = "checkpoint-"
 """Checkpoint folders are ``OUTPUT_DIR/checkpoints/checkpoint-STEP``."""
@@ -146,16 +145,23 @@ class TrainingData:
         if config.cache_dataset:
             self.cache = self._read_all()
 
-    def _read_all(self) -> dict[str, torch.Tensor]:
-        items = [self.dataset[index] for index in tqdm(range(len(self.dataset)), desc="reading the dataset", leave=False)]
-        cache = {
-            "image": torch.stack([item["image"] for item in items]).half(),
-            "segm": torch.stack([item["segm"] for item in items]).to(torch.uint8),
+    def _read(self, indices) -> dict[str, torch.Tensor]:
+        """The items ``indices`` stacked: ``image``, ``segm``, ``labels`` (and ``normals``)."""
+        items = [self.dataset[int(index)] for index in indices]
+        read = {
+            "image": torch.stack([item["image"] for item in items]),
+            "segm": torch.stack([item["segm"] for item in items]),
             "labels": torch.stack([torch.cat([item["camera"], item["smpl"]]) for item in items]).float(),
         }
         if self.with_normals:
-            cache["normals"] = torch.stack([item["normals"] for item in items]).half()
-        return cache
+            read["normals"] = torch.stack([item["normals"] for item in items])
+        return read
+
+    def _read_all(self) -> dict[str, torch.Tensor]:
+        """Every item, in compact dtypes (half-precision pictures, uint8 label maps)."""
+        read = self._read(tqdm(range(len(self.dataset)), desc="reading the dataset", leave=False))
+        compact = {"image": torch.float16, "segm": torch.uint8, "normals": torch.float16}
+        return {key: value.to(compact.get(key, value.dtype)) for key, value in read.items()}
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -165,14 +171,7 @@ class TrainingData:
         if self.cache is not None:
             picked = {key: values[indices] for key, values in self.cache.items()}
         else:
-            items = [self.dataset[int(index)] for index in indices]
-            picked = {
-                "image": torch.stack([item["image"] for item in items]),
-                "segm": torch.stack([item["segm"] for item in items]),
-                "labels": torch.stack([torch.cat([item["camera"], item["smpl"]]) for item in items]),
-            }
-            if self.with_normals:
-                picked["normals"] = torch.stack([item["normals"] for item in items])
+            picked = self._read(indices)
         segm = picked.pop("segm").long()
         picked["masks"] = torch.stack([segm == k + 1 for k in range(NUM_PARTS)], dim=1).float()
         return {key: value.float().to(device) for key, value in picked.items()}
@@ -183,8 +182,7 @@ class TrainingData:
 
 def fake_pictures(output: GeneratorOutput) -> dict[str, torch.Tensor]:
     """A render as discriminator pictures in [-1, 1] over white: image, semantic masks, normals."""
-    alpha = output.alpha
-    normals = output.normals * alpha + (1 - alpha)
+    normals = normals_to_picture(output.normals, output.alpha, dim=1) * 2 - 1
     return {"image": output.image * 2 - 1, "masks": output.masks, "normals": normals}
 
 
@@ -210,19 +208,19 @@ class Judge:
             inputs = {k: v for k, v in inputs.items() if k not in (FACE_IMAGE, FACE_NORMAL)}
         return inputs
 
-    @torch.no_grad()
-    def head_centres(self, labels: torch.Tensor) -> torch.Tensor:
-        """``(B, 2)`` head-joint pixel positions in the window."""
-        cameras, smpl = scene_from_labels(labels)
-        joints = self.generator.deformer.body_model(**smpl).joints[:, HEAD_JOINT : HEAD_JOINT + 1]
-        pixels, _ = cameras.project(joints)
-        centres = pixels[:, 0] * self.size
+    def head_centres(self, labels: torch.Tensor) -> torch.Tensor | None:
+        """``(B, 2)`` head-joint pixel positions of ``labels`` in the window (None without face discriminators)."""
+        if not self.use_faces:
+            return None
+        centres = real_head_centres(self.generator.deformer.body_model, labels) * self.size
         centres[:, 0] -= self.columns[0]
         return centres
 
-    def __call__(self, pictures: dict[str, torch.Tensor], labels: torch.Tensor, sigma: float, rng: torch.Generator, windowed: bool) -> dict[str, torch.Tensor]:
+    def __call__(
+        self, pictures: dict[str, torch.Tensor], centres: torch.Tensor | None, sigma: float, rng: torch.Generator, windowed: bool
+    ) -> dict[str, torch.Tensor]:
         """Discriminator inputs by name from ``pictures`` (full ``size²`` pictures, or already the
-        window when ``windowed``)."""
+        window when ``windowed``), with face crops around ``centres`` (:meth:`head_centres`)."""
         c0, c1 = self.columns
         crop = (lambda x: x) if windowed else (lambda x: x[..., c0:c1])
         inputs = {IMAGE: crop(pictures["image"])}
@@ -237,7 +235,6 @@ class Judge:
                 fill={IMAGE: 1.0, SEMANTIC: -1.0, NORMAL: 1.0},
             )
         if self.use_faces:
-            centres = self.head_centres(labels)
             if shifts is not None:
                 centres = centres + shifts.to(centres)
             crop_size = self.config.face_crop_fraction * self.size
@@ -260,14 +257,6 @@ def parameter_digest(*modules: torch.nn.Module) -> str:
         for name, tensor in module.named_parameters():
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
     return digest.hexdigest()
 
 
@@ -297,7 +286,7 @@ def verify_checkpoint(path: Path) -> int:
         file = path / name
         if not file.is_file():
             raise TrainingError(f"checkpoint {path} is incomplete: {name} is missing.")
-        if _sha256(file) != expected:
+        if file_sha256(file) != expected:
             raise TrainingError(f"checkpoint {path} is corrupted: {name} does not match the SHA-256 recorded when it was saved.")
     return step
 
@@ -457,13 +446,12 @@ class Trainer:
             # Generator: adversarial (+ upsampling) loss, lazily regularised.
             self.D_plain.requires_grad_(False)
             fake = self._render(self.G, z, labels, rng, create_graph=config.use_normal_discriminators)
-            fake_inputs = self.judge(fake_pictures(fake), labels, sigma, rng, windowed=True)
+            centres = self.judge.head_centres(labels)
+            fake_inputs = self.judge(fake_pictures(fake), centres, sigma, rng, windowed=True)
             g_adversarial = generator_loss(self.D_plain(fake_inputs, labels))
             g_loss = g_adversarial
             logs["loss/g_adversarial"] = g_adversarial.item()
             if self.stage == 2 and config.upsampling_loss:
-                from .losses import upsampling_loss
-
                 low = fake_pictures(fake.low)
                 high = fake_pictures(fake)
                 keys = {"image": "image", "semantic": "masks", "normal": "normals"}
@@ -487,7 +475,7 @@ class Trainer:
             # Discriminator: logistic loss on reals and the step's fakes, lazily R1-regularised.
             r1_step = config.r1_interval and step % config.r1_interval == 0 and config.r1_gamma > 0
             real_pictures = {"image": real["image"], "masks": real["masks"], "normals": real.get("normals", real["image"])}
-            real_inputs = self.judge(real_pictures, labels, sigma, rng, windowed=False)
+            real_inputs = self.judge(real_pictures, centres, sigma, rng, windowed=False)
             if r1_step:  # each discriminator's R1 is taken on its own input
                 real_inputs = {name: value.detach().requires_grad_(True) for name, value in real_inputs.items()}
             real_logits = self.D(real_inputs, labels)
@@ -530,7 +518,7 @@ class Trainer:
         accelerator.save_state(str(partial))
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            files = {p.relative_to(partial).as_posix(): _sha256(p) for p in sorted(partial.rglob("*")) if p.is_file()}
+            files = {p.relative_to(partial).as_posix(): file_sha256(p) for p in sorted(partial.rglob("*")) if p.is_file()}
             manifest = {"step": self.state.step, "images_seen": self.state.images_seen, "files": files}
             (partial / CHECKPOINT_MANIFEST).write_text(json.dumps(manifest, indent=1))
             if final.exists():
@@ -573,7 +561,7 @@ class Trainer:
         z = torch.randn(count, 1, self.ema.mapper.config.z_dim, generator=rng).expand(-1, NUM_PARTS, -1).to(self.device)
         labels = self.data.batch(torch.arange(count), self.device)["labels"]
         output = self.ema(z, labels, stage=self.stage, ray_bounds=self.config.ray_bounds)
-        normals = (output.normals + 1) / 2 * output.alpha + (1 - output.alpha)
+        normals = normals_to_picture(output.normals, output.alpha, dim=1)
         rows = torch.cat([output.image.clamp(0, 1), semantic_picture(output.masks), normals.clamp(0, 1)], dim=3)  # (B, 3, H, 3W)
         grid = torch.cat(list(rows), dim=1)  # (3, B·H, 3W)
         return (grid.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
