@@ -80,6 +80,9 @@ class RenderSettings:
     """How parts combine (``"sum_density"``, the paper, or the ``"sum_sdf"`` ablation)."""
     num_root_inits: int = NUM_ROOT_INITS
     """Inverse-skinning solver starts per sample (the nearest bones); training may use fewer."""
+    coarse_gradients: bool = True
+    """Stage 1: gradients flow through the stratified samples too (False, a training shortcut: they
+    enter the composite as constants, so the render is unchanged and only its gradients differ)."""
     guided_last_interval: str = "gap"
     """Stage 2: the last guided sample's interval is as long as the gap before it (``"gap"``) or ends
     where the ray leaves the body's bounds (``"exit"``). Measured against the brute-force render
@@ -310,6 +313,7 @@ class SemanticHumanGenerator(nn.Module):
             num_stratified=settings.num_stratified if num_stratified is None else num_stratified,
             num_importance=settings.num_importance if num_importance is None else num_importance,
             composition=settings.composition,
+            coarse_gradients=settings.coarse_gradients,
         )
 
     # -- stages ------------------------------------------------------------------------------------

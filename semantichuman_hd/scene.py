@@ -84,7 +84,9 @@ class PosedPartField:
         packed_mask = present.unsqueeze(-1).expand(-1, -1, self.num_parts)
         if part_mask is not None:
             packed_mask = packed_mask & torch.gather(part_mask, 1, index.unsqueeze(-1).expand(-1, -1, self.num_parts))
-        delta_sdf, rgb_logits = self.canonical_field(packed_points, packed_mask)
+        # Without a part mask every part is decoded at every packed point: the dense path (one
+        # grid_sample per plane for all parts) is cheaper than listing (point, part) pairs.
+        delta_sdf, rgb_logits = self.canonical_field(packed_points, None if part_mask is None else packed_mask)
         # Geometry stays in the points' precision; a half-precision field is promoted to it.
         delta_sdf, rgb_logits = delta_sdf.to(sdf.dtype), rgb_logits.to(logits.dtype)
         packed_prior = torch.gather(prior, 1, index)

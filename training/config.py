@@ -69,6 +69,9 @@ class TrainingConfig:
     """Importance samples per ray (-1: the preset's)."""
     num_root_inits: int = 0
     """Inverse-skinning solver starts per sample (0: the deformer's default, 3); fewer is faster."""
+    coarse_gradients: bool = True
+    """Gradients through the stratified samples too (False: only through the importance samples; the
+    render itself is unchanged)."""
     ray_bounds: str = "capsules"
     """``capsules`` (skip rays and depths no body shell can reach) or ``box`` (the pipeline's)."""
     selection_mode: str = "threshold"

@@ -355,6 +355,7 @@ class Trainer:
         generator = pipe.generator_model
         if config.num_root_inits:
             generator.settings = dataclasses.replace(generator.settings, num_root_inits=config.num_root_inits)
+        generator.settings = dataclasses.replace(generator.settings, coarse_gradients=config.coarse_gradients)
         settings = generator.settings
         low = settings.low_resolution
         crop = config.crop_width or low // 2

@@ -7,14 +7,19 @@ Forward skinning of a canonical point ``x_c`` (canonical pose, betas 0)::
 
 with fixed skinning weights ``w`` and canonical-pose shape directions ``D`` stored on a voxel grid
 around the canonical body (filled by inverse-distance weighting of the nearest body vertices, as the
-reference does), and ``G_i`` the body model's bone transforms. The inverse map solves
-``forward(x_c) = x_p`` by Broyden's method (as the reference, but batched PyTorch), started from the
-inverse transforms of the few bones nearest to ``x_p``, with the blended skinning rotation as the first
-Jacobian. Several
-starts may converge to different canonical points; the one nearest the canonical body surface wins,
-because every part lives in a thin shell around the body. Points farther than ``cull_distance`` from
-the posed body are culled: first cheaply by per-bone capsules, then by the canonical SDF prior of the
-solution (skinning is nearly isometric close to the surface).
+reference does), and ``G_i`` the body model's bone transforms. Posing a body blends, once per grid
+node, the bones' transforms into ``A | t = Σ_i w_i T_i`` and the shape offset ``s = D · betas``: a
+15-channel node table per body (:attr:`PosedBody.skinning`). Trilinear interpolation is linear, so
+interpolating that table gives exactly the blend of the interpolated weights, and one gather of 8 table
+rows gives a point's skinning ``x_p = A(x_c) (x_c + s(x_c)) + t(x_c)`` together with its exact
+Jacobian (the interpolation weights' derivatives).
+
+The inverse map solves ``forward(x_c) = x_p`` by Newton's method with that Jacobian, started from the
+inverse transforms of the few bones nearest to ``x_p`` (the reference uses Broyden's method from the
+same starts). Several starts may converge to different canonical points; the one nearest the canonical
+body surface wins, because every part lives in a thin shell around the body. Points farther than
+``cull_distance`` from the posed body are culled: first cheaply by per-bone capsules, then by the
+canonical SDF prior of the solution (skinning is nearly isometric close to the surface).
 
 The result is differentiable with respect to the posed points: one Newton step is re-applied with
 gradients, so ``∂x_c/∂x_p`` is the inverse skinning Jacobian and SDF gradients carry from canonical to
@@ -54,7 +59,7 @@ NUM_ROOT_INITS: int = 3
 """Solver starts per point: the inverse transforms of this many nearest distinct bones."""
 
 SOLVER_ITERATIONS: int = 20
-"""Maximum Broyden iterations of the inverse skinning solve."""
+"""Maximum Newton iterations of the inverse skinning solve."""
 
 SOLVER_TOLERANCE: float = 1e-5
 """A start converged when ``|forward(x_c) − x_p|`` is below this (metres)."""
@@ -62,8 +67,9 @@ SOLVER_TOLERANCE: float = 1e-5
 MAX_SOLVER_STEP: float = 0.1
 """Largest canonical step of one solver iteration, in metres (damps early overshoot)."""
 
-JACOBIAN_STEP: float = 1e-3
-"""Central-difference step (metres) of the skinning Jacobian used for gradients (well below a voxel)."""
+SKINNING_CHANNELS: int = 15
+"""Channels of a posed body's node table: the blended rotation-and-scale ``A`` (9, row-major), the
+blended translation ``t`` (3) and the shape offset ``s`` (3)."""
 
 DEFORM_CHUNK_SIZE: int = 1 << 16
 """Posed points solved at a time (bounds the memory of the capsule test and the Newton solve)."""
@@ -82,8 +88,8 @@ class PosedBody:
         vertices: ``(B, V, 3)`` posed body vertices.
         segment_start, segment_end: ``(B, S, 3)`` posed bone capsule axes.
         segment_radius: ``(B, S)`` capsule radii (farthest body vertex assigned to each capsule).
-        shape_offsets: canonical-pose shape offset ``D(x)·betas`` of each body, a :class:`VoxelGrid`
-            with ``3·B`` channels (body ``b`` in channels ``3b..3b+2``).
+        skinning: ``(B, D·H·W, 15)`` each body's node table on the deformer's skinning grid: blended
+            ``A`` (9), ``t`` (3) and shape offset ``s`` (3) (see the module docstring).
     """
 
     transforms: torch.Tensor
@@ -92,7 +98,7 @@ class PosedBody:
     segment_start: torch.Tensor
     segment_end: torch.Tensor
     segment_radius: torch.Tensor
-    shape_offsets: VoxelGrid
+    skinning: torch.Tensor
 
     @property
     def batch_size(self) -> int:
@@ -120,6 +126,46 @@ def _segment_distance(points: torch.Tensor, start: torch.Tensor, end: torch.Tens
     rel = points.unsqueeze(1) - start
     t = ((rel * axis).sum(-1) / axis.square().sum(-1).clamp_min(1e-12)).clamp(0, 1)
     return (rel - t.unsqueeze(-1) * axis).norm(dim=-1)
+
+
+def _capsule_distance(points: torch.Tensor, batch_index: torch.Tensor, posed: "PosedBody") -> torch.Tensor:
+    """Distances ``(M, S)`` from flat ``points (M, 3)`` of bodies ``batch_index`` to their posed bone
+    capsules (axis distance minus radius). Expanded into dot products, one matrix product per body, so no
+    ``(M, S, 3)`` temporaries are made."""
+    distance = points.new_empty(points.shape[0], posed.segment_start.shape[1])
+    for body in range(posed.batch_size):
+        rows = (batch_index == body).nonzero().squeeze(1)
+        if rows.numel() == 0:
+            continue
+        p = points[rows]
+        start, end = posed.segment_start[body], posed.segment_end[body]
+        axis = end - start
+        length2 = axis.square().sum(-1).clamp_min(1e-12)
+        along = p @ axis.T - (start * axis).sum(-1)  # (m, S) (p − start)·axis
+        rel2 = p.square().sum(-1, keepdim=True) - 2 * p @ start.T + start.square().sum(-1)  # |p − start|²
+        t = (along / length2).clamp(0, 1)
+        squared = (rel2 - 2 * t * along + t.square() * length2).clamp_min(0)
+        distance[rows] = squared.sqrt() - posed.segment_radius[body]
+    return distance
+
+
+def _solve_3x3(matrix: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
+    """``matrix⁻¹ vector`` for ``(M, 3, 3)`` and ``(M, 3)``, by the adjugate (elementwise, no LAPACK)."""
+    a, b, c = matrix[:, 0].unbind(-1)
+    d, e, f = matrix[:, 1].unbind(-1)
+    g, h, i = matrix[:, 2].unbind(-1)
+    co_a, co_b, co_c = e * i - f * h, f * g - d * i, d * h - e * g
+    det = a * co_a + b * co_b + c * co_c
+    det = torch.where(det.abs() < 1e-12, torch.full_like(det, 1e-12), det)
+    adjugate = torch.stack(
+        [
+            torch.stack([co_a, c * h - b * i, b * f - c * e], -1),
+            torch.stack([co_b, a * i - c * g, c * d - a * f], -1),
+            torch.stack([co_c, b * g - a * h, a * e - b * d], -1),
+        ],
+        dim=-2,
+    )
+    return (adjugate @ vector.unsqueeze(-1)).squeeze(-1) / det.unsqueeze(-1)
 
 
 def _bone_segments(parents: list[int]) -> tuple[list[int], list[int], list[int]]:
@@ -242,27 +288,47 @@ class InverseLBSDeformer(nn.Module):
         radius = distance.new_zeros(batch, start.shape[1]).scatter_reduce(
             1, self.vertex_segment.expand(batch, -1), distance, reduce="amax", include_self=True
         )
-        directions = self.shape_grid.values.unflatten(0, (3, NUM_BETAS))
-        offsets = torch.einsum("cjzyx,bj->bczyx", directions, betas_used.to(directions)).flatten(0, 1)
-        shape_offsets = VoxelGrid(offsets, self.shape_grid.box_min, self.shape_grid.box_max)
-        return PosedBody(transforms, betas_used, posed.vertices, start, end, radius, shape_offsets)
+        return PosedBody(transforms, betas_used, posed.vertices, start, end, radius, self._skinning_table(transforms, betas_used))
+
+    def _skinning_table(self, transforms: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
+        """``(B, D·H·W, 15)`` node tables: the bones' transforms blended by each node's weights, and
+        the node's shape offset (see :data:`SKINNING_CHANNELS`)."""
+        batch = transforms.shape[0]
+        bones = torch.cat([transforms[:, :, :3, :3].flatten(2), transforms[:, :, :3, 3]], dim=-1)  # (B, 24, 12)
+        weights = self.weights_grid.node_table().to(bones)  # (N, 24)
+        blended = (weights @ bones.permute(1, 0, 2).reshape(NUM_SMPL_JOINTS, -1)).unflatten(-1, (batch, 12))
+        directions = self.shape_grid.node_table().to(bones).unflatten(-1, (3, NUM_BETAS))  # (N, 3, 10)
+        offsets = torch.einsum("ncj,bj->bnc", directions, betas.to(bones))
+        return torch.cat([blended.transpose(0, 1), offsets], dim=-1).contiguous()
 
     @full_precision
     def canonical_to_posed(self, canonical: torch.Tensor, posed: PosedBody) -> torch.Tensor:
         """Forward skinning of canonical points ``(B, N, 3)`` → posed points ``(B, N, 3)``."""
         batch_index = torch.arange(canonical.shape[0], device=canonical.device).repeat_interleave(canonical.shape[1])
-        return self._forward_flat(canonical.reshape(-1, 3), batch_index, posed)[0].reshape(canonical.shape)
+        return self._skin(canonical.reshape(-1, 3), batch_index, posed)[0].reshape(canonical.shape)
 
-    def _forward_flat(self, canonical: torch.Tensor, batch_index: torch.Tensor, posed: PosedBody) -> tuple[torch.Tensor, torch.Tensor]:
-        """Forward skinning of flat points ``(M, 3)``; also returns the blended 3×3 linear part ``(M, 3, 3)``."""
-        weights = self.weights_grid(canonical)
-        offsets = posed.shape_offsets(canonical).unflatten(-1, (posed.batch_size, 3))
-        shaped = canonical + offsets[torch.arange(canonical.shape[0], device=canonical.device), batch_index]
-        # Blend the 4×4 transforms of every body, then keep each point's own body: (M, B, 12) → (M, 12).
-        per_body = weights @ posed.transforms[:, :, :3, :].permute(1, 0, 2, 3).reshape(NUM_SMPL_JOINTS, -1)
-        blended = per_body.unflatten(-1, (posed.batch_size, 3, 4))[torch.arange(canonical.shape[0], device=canonical.device), batch_index]
-        posed_points = torch.einsum("mrc,mc->mr", blended[:, :, :3], shaped) + blended[:, :, 3]
-        return posed_points, blended[:, :, :3]
+    def _skin(self, canonical: torch.Tensor, batch_index: torch.Tensor, posed: PosedBody) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward skinning of flat points ``(M, 3)`` of bodies ``batch_index (M,)``, and its exact
+        Jacobian ``∂x_p/∂x_c (M, 3, 3)`` (differentiable in ``canonical`` through the value only)."""
+        index, weights, gradients = self.weights_grid.corners(canonical.detach())
+        table = posed.skinning.to(canonical.dtype)
+        flat = (index + (batch_index * table.shape[1]).unsqueeze(1)).reshape(-1)
+        rows = table.reshape(-1, SKINNING_CHANNELS).index_select(0, flat).reshape(-1, 8, SKINNING_CHANNELS)
+        # Value and its derivatives along x, y, z of every channel in one weighted sum: (M, 4, 15).
+        blend = torch.cat([weights.unsqueeze(-1), gradients], dim=-1).transpose(1, 2)  # (M, 4, 8)
+        sampled = blend @ rows
+        values, slopes = sampled[:, 0], sampled[:, 1:]
+        if canonical.requires_grad:  # the value's dependence on the point, through the corner weights
+            values = values + (slopes @ canonical.unsqueeze(-1)).squeeze(-1) - (slopes @ canonical.detach().unsqueeze(-1)).squeeze(-1)
+        rotation, translation, offset = values[:, :9].unflatten(-1, (3, 3)), values[:, 9:12], values[:, 12:]
+        shaped = canonical + offset
+        posed_points = (rotation @ shaped.unsqueeze(-1)).squeeze(-1) + translation
+        # ∂x_p/∂x_j = A (e_j + ∂s/∂x_j) + (∂A/∂x_j) shaped + ∂t/∂x_j
+        rotation_slope = slopes[:, :, :9].unflatten(-1, (3, 3)).detach()  # (M, j, 3, 3)
+        shaped_slope = torch.eye(3, dtype=canonical.dtype, device=canonical.device) + slopes[:, :, 12:].detach()  # (M, j, 3)
+        jacobian = (rotation.detach().unsqueeze(1) @ shaped_slope.unsqueeze(-1)).squeeze(-1)
+        jacobian = jacobian + (rotation_slope @ shaped.detach().unsqueeze(1).unsqueeze(-1)).squeeze(-1) + slopes[:, :, 9:12].detach()
+        return posed_points, jacobian.transpose(1, 2)
 
     @full_precision
     def posed_to_canonical(
@@ -286,41 +352,28 @@ class InverseLBSDeformer(nn.Module):
             return DeformerOutput(points.clone(), points.new_zeros(points.shape[:2], dtype=torch.bool))
         return DeformerOutput(torch.cat(canonical).reshape(points.shape), torch.cat(valid).reshape(batch, count))
 
-    def _broyden(self, x: torch.Tensor, target: torch.Tensor, batch_index: torch.Tensor, posed: PosedBody) -> tuple[torch.Tensor, torch.Tensor]:
-        """Solve ``forward(x) = target`` for flat starts ``x (M, 3)``; returns solutions and residual norms.
+    def _newton(self, x: torch.Tensor, target: torch.Tensor, batch_index: torch.Tensor, posed: PosedBody) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Solve ``forward(x) = target`` for flat starts ``x (M, 3)`` by damped Newton iterations with the
+        exact skinning Jacobian; points leave the active set once converged.
 
-        "Good" Broyden updates of the inverse Jacobian, starting from the inverse blended rotation;
-        points leave the active set once converged."""
+        Returns the solutions, their residual norms and the Jacobians there ``(M, 3, 3)``."""
         residual_norm = torch.full((x.shape[0],), float("inf"), dtype=x.dtype, device=x.device)
-        mapped, jacobian = self._forward_flat(x, batch_index, posed)
-        residual = mapped - target
-        inverse_jacobian = torch.linalg.inv(jacobian)
+        jacobians = x.new_zeros(x.shape[0], 3, 3)
         active = torch.arange(x.shape[0], device=x.device)
-        for _ in range(SOLVER_ITERATIONS):
+        for iteration in range(SOLVER_ITERATIONS + 1):
+            mapped, jacobian = self._skin(x[active], batch_index[active], posed)
+            residual = mapped - target[active]
             norm = residual.norm(dim=-1)
             residual_norm[active] = norm
+            jacobians[active] = jacobian
             still = norm >= SOLVER_TOLERANCE
-            if not still.any():
+            if iteration == SOLVER_ITERATIONS or not still.any():
                 break
-            active, residual, inverse_jacobian = active[still], residual[still], inverse_jacobian[still]
-            step = -(inverse_jacobian @ residual.unsqueeze(-1)).squeeze(-1)
-            step_norm = step.norm(dim=-1, keepdim=True)
-            step = step * (MAX_SOLVER_STEP / step_norm.clamp_min(MAX_SOLVER_STEP))
-            x_new = x[active] + step
-            mapped, _ = self._forward_flat(x_new, batch_index[active], posed)
-            residual_new = mapped - target[active]
-            delta_residual = residual_new - residual
-            # J⁻¹ += (Δx − J⁻¹Δr) Δxᵀ J⁻¹ / (Δxᵀ J⁻¹ Δr)
-            inverse_delta = (inverse_jacobian @ delta_residual.unsqueeze(-1)).squeeze(-1)
-            row = (step.unsqueeze(-2) @ inverse_jacobian).squeeze(-2)
-            denominator = (step * inverse_delta).sum(-1, keepdim=True)
-            denominator = torch.where(denominator.abs() < 1e-12, torch.full_like(denominator, 1e-12), denominator)
-            inverse_jacobian = inverse_jacobian + (step - inverse_delta).unsqueeze(-1) * row.unsqueeze(-2) / denominator.unsqueeze(-1)
-            x = x.index_put((active,), x_new)
-            residual = residual_new
-        else:
-            residual_norm[active] = residual.norm(dim=-1)
-        return x, residual_norm
+            active, residual, jacobian = active[still], residual[still], jacobian[still]
+            step = -_solve_3x3(jacobian, residual)
+            step = step * (MAX_SOLVER_STEP / step.norm(dim=-1, keepdim=True).clamp_min(MAX_SOLVER_STEP))
+            x = x.index_put((active,), x[active] + step)
+        return x, residual_norm, jacobians
 
     def _solve(
         self, flat: torch.Tensor, batch_index: torch.Tensor, posed: PosedBody, num_inits: int = NUM_ROOT_INITS
@@ -332,8 +385,7 @@ class InverseLBSDeformer(nn.Module):
 
         # 1. Cheap cull by bone capsules grown by the cull distance; rank bones by capsule distance.
         with torch.no_grad():
-            capsule = _segment_distance(flat, posed.segment_start[batch_index], posed.segment_end[batch_index])
-            capsule = capsule - posed.segment_radius[batch_index]
+            capsule = _capsule_distance(flat.detach(), batch_index, posed)
             near = capsule.amin(1) <= self.cull_distance
         keep = near.nonzero().squeeze(1)
         if keep.numel() == 0:
@@ -349,7 +401,7 @@ class InverseLBSDeformer(nn.Module):
             bones = bone_distance.topk(num_inits, dim=1, largest=False).indices  # (M, C) distinct bones
             inverse = torch.linalg.inv(posed.transforms)[kept_batch.unsqueeze(1), bones]  # (M, C, 4, 4)
             starts = torch.einsum("mcrk,mk->mcr", inverse[..., :3, :3], target.detach()) + inverse[..., :3, 3]
-            x, error = self._broyden(
+            x, error, jacobians = self._newton(
                 starts.reshape(-1, 3),
                 target.detach().repeat_interleave(num_inits, 0),
                 kept_batch.repeat_interleave(num_inits),
@@ -359,24 +411,13 @@ class InverseLBSDeformer(nn.Module):
             # 2. Among converged starts, the solution nearest the canonical body surface wins.
             shell = self.sdf_prior(x).abs()
             score = torch.where(error.reshape(-1, num_inits) < SOLVER_TOLERANCE, shell, torch.full_like(shell, float("inf")))
-            chosen = x[torch.arange(x.shape[0], device=x.device), score.argmin(1)]
+            pick = torch.arange(x.shape[0], device=x.device) * num_inits + score.argmin(1)
+            chosen = x.reshape(-1, 3)[pick]
+            jacobian = jacobians[pick]
             ok = score.amin(1) <= self.cull_distance
+            mapped, _ = self._skin(chosen, kept_batch, posed)
 
-        # 3. One differentiable Newton step with the full skinning Jacobian (weights vary in space, so
-        #    it is taken by central differences): ∂x_c/∂x_p is then the exact inverse Jacobian.
-        jacobian = self._jacobian(chosen, kept_batch, posed)
-        mapped, _ = self._forward_flat(chosen, kept_batch, posed)
-        chosen = chosen - torch.linalg.solve(jacobian, (mapped.detach() - target).unsqueeze(-1)).squeeze(-1)
+        # 3. One differentiable Newton step with the exact skinning Jacobian at the solution:
+        #    ∂x_c/∂x_p is then the inverse skinning Jacobian.
+        chosen = chosen - _solve_3x3(jacobian, mapped - target)
         return canonical.index_put((keep,), chosen), valid.index_put((keep,), ok)
-
-    @torch.no_grad()
-    def _jacobian(self, canonical: torch.Tensor, batch_index: torch.Tensor, posed: PosedBody) -> torch.Tensor:
-        """``(M, 3, 3)`` Jacobian of forward skinning at flat canonical points, by central differences."""
-        columns = []
-        for axis in range(3):
-            shift = torch.zeros(3, dtype=canonical.dtype, device=canonical.device)
-            shift[axis] = JACOBIAN_STEP
-            plus, _ = self._forward_flat(canonical + shift, batch_index, posed)
-            minus, _ = self._forward_flat(canonical - shift, batch_index, posed)
-            columns.append((plus - minus) / (2 * JACOBIAN_STEP))
-        return torch.stack(columns, dim=-1)

@@ -71,6 +71,57 @@ class VoxelGrid(nn.Module):
         above = (points - self.box_max.to(points.dtype)).clamp_min(0)
         return (below + above).norm(dim=-1)
 
+    @property
+    def num_nodes(self) -> int:
+        """``D · H · W``: rows of :meth:`node_table`."""
+        return self.values[0].numel()
+
+    def node_table(self) -> torch.Tensor:
+        """``(D·H·W, C)`` node values, one row per node in the flat order of :meth:`corners`."""
+        return self.values.flatten(1).transpose(0, 1)
+
+    def corners(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The 8 trilinear corners of flat ``points (M, 3)``, and the weights' spatial derivatives.
+
+        With ``rows = table[index]`` for a ``(D·H·W, C)`` table laid out like :meth:`node_table`,
+        ``(weights.unsqueeze(1) @ rows)`` is the trilinear sample (what :meth:`forward` returns, border
+        values repeated outside the box) and ``gradients.transpose(1, 2) @ rows`` its ``(M, 3, C)``
+        derivative along x, y, z (0 along an axis where the point lies outside the box).
+
+        Returns:
+            index ``(M, 8)`` flat node indices, weights ``(M, 8)``, gradients ``(M, 8, 3)``.
+        """
+        depth, height, width = self.values.shape[1:]
+        sizes = torch.tensor([width, height, depth], device=points.device)
+        box_min = self.box_min.to(points.dtype)
+        per_metre = (sizes - 1).to(points.dtype) / (self.box_max.to(points.dtype) - box_min)
+        node = (points - box_min) * per_metre  # continuous node coordinates, xyz
+        limit = (sizes - 1).to(points.dtype)
+        inside = (node >= 0) & (node <= limit)
+        node = torch.minimum(node.clamp_min(0), limit)
+        low = torch.minimum(node.floor(), (sizes - 2).clamp_min(0).to(points.dtype))
+        frac = node - low
+        low = low.long()
+        slope = torch.where(inside, per_metre.expand_as(node), torch.zeros_like(node))
+        # Per axis: the two corners' weights (1 − f, f) and their derivatives (−s, s).
+        weight = torch.stack([1 - frac, frac], dim=-1)  # (M, 3, 2)
+        derivative = torch.stack([-slope, slope], dim=-1)  # (M, 3, 2)
+        wx, wy, wz = weight.unbind(1)
+        dx, dy, dz = derivative.unbind(1)
+
+        def outer(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+            """(M, 2) z, y, x factors → (M, 8) in (z, y, x) corner order."""
+            return (a[:, :, None, None] * b[:, None, :, None] * c[:, None, None, :]).reshape(-1, 8)
+
+        weights = outer(wz, wy, wx)
+        gradients = torch.stack([outer(wz, wy, dx), outer(wz, dy, wx), outer(dz, wy, wx)], dim=-1)
+        step = torch.tensor([0, 1], device=points.device)
+        x = (low[:, 0:1] + step).clamp_max(width - 1)
+        y = (low[:, 1:2] + step).clamp_max(height - 1)
+        z = (low[:, 2:3] + step).clamp_max(depth - 1)
+        index = ((z[:, :, None, None] * height + y[:, None, :, None]) * width + x[:, None, None, :]).reshape(-1, 8)
+        return index, weights, gradients
+
     def forward(self, points: torch.Tensor) -> torch.Tensor:
         """Trilinear samples ``(..., C)`` at ``points`` ``(..., 3)``; outside the box the border values
         are repeated (callers decide what "outside" means for their quantity)."""

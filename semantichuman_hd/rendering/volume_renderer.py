@@ -171,6 +171,9 @@ class VolumeRenderer(nn.Module):
             (``"sum_density"``, the paper; ``"sum_sdf"``, the CNeRF-style ablation).
         compute_normals: Whether to render normals (one extra backward pass through the field).
         chunk_size: Rays rendered at once, counted over the whole batch.
+        coarse_gradients: Whether gradients flow through the stratified samples too. False (a training
+            shortcut) evaluates them without a graph: they still enter the composite, so every output
+            value is unchanged, but the parameters' gradients come from the importance samples only.
 
     Normals are ``normalize(−∇_x sdf)`` per sample, with ``∇_x sdf = Σ_k c_k ∇_x sdf_k`` (``c_k`` the
     semantic weights for ``"sum_density"``, 1 per present part for ``"sum_sdf"``), taken by autograd
@@ -186,6 +189,7 @@ class VolumeRenderer(nn.Module):
         composition: str = "sum_density",
         compute_normals: bool = True,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        coarse_gradients: bool = True,
     ):
         super().__init__()
         for name, value, minimum in (
@@ -204,11 +208,13 @@ class VolumeRenderer(nn.Module):
         self.composition = composition
         self.compute_normals = bool(compute_normals)
         self.chunk_size = chunk_size
+        self.coarse_gradients = bool(coarse_gradients)
 
     def extra_repr(self) -> str:
         return (
             f"num_stratified={self.num_stratified}, num_importance={self.num_importance}, "
-            f"composition={self.composition!r}, compute_normals={self.compute_normals}, chunk_size={self.chunk_size}"
+            f"composition={self.composition!r}, compute_normals={self.compute_normals}, chunk_size={self.chunk_size}, "
+            f"coarse_gradients={self.coarse_gradients}"
         )
 
     @property
@@ -260,7 +266,8 @@ class VolumeRenderer(nn.Module):
 
         def render_chunk(field, beta_t, num_parts, origins, directions, ray_mask, near, far):
             coarse_depths = stratified_depths(near, far, self.num_stratified, generator=generator, perturb=perturb)
-            samples, queries = self._evaluate(field, origins, directions, coarse_depths, ray_mask, beta_t, num_parts, create_graph)
+            with torch.set_grad_enabled(torch.is_grad_enabled() and (self.coarse_gradients or self.num_importance == 0)):
+                samples, queries = self._evaluate(field, origins, directions, coarse_depths, ray_mask, beta_t, num_parts, create_graph)
             if self.num_importance > 0:
                 coarse_weights, _ = alpha_composite(samples.density, coarse_depths, far=far)
                 fine_depths = importance_depths(
