@@ -2,7 +2,8 @@
 
 A step is what ``training/train.py`` runs: a generator step (render with normals' double backward,
 every discriminator, lazy eikonal and density TV amortised over their interval) and a discriminator
-step (real and fake, lazy R1 amortised), plus the EMA update. Steps are timed with the committed
+step (real and fake, lazy R1 amortised), plus the EMA update. Stage-1 records also hold the render
+fidelity: PSNR of the training render against the pipeline's reference render of the same field. Steps are timed with the committed
 configs (``training/configs/{preset}_stage{stage}.yaml``; ``key=value`` overrides after ``--set``) on a
 procedural dataset generated once into ``--data`` (default a cache folder). The first ``--warmup``
 steps are not timed; the timed steps cover one full lazy-regularisation cycle by default. Prints JSON,
@@ -15,6 +16,8 @@ one record per (preset, stage)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import os
 import statistics
 import subprocess
@@ -32,7 +35,11 @@ from reporting import MIB, machine_report, peak_rss_mib, print_report, synchroni
 from training.config import load_config  # noqa: E402
 from training.trainer import Trainer  # noqa: E402
 
+from semantichuman_hd.body.deformer import NUM_ROOT_INITS  # noqa: E402
+from semantichuman_hd.generator import scene_from_labels  # noqa: E402
+from semantichuman_hd.parts import NUM_PARTS  # noqa: E402
 from semantichuman_hd.pipelines.pipeline_semantic_human import SemanticHumanPipeline  # noqa: E402
+from semantichuman_hd.rendering.compositor import normals_to_picture  # noqa: E402
 
 def ensure_dataset(folder: Path, size: int, count: int) -> Path:
     """A procedural dataset of ``count`` people at ``size`` pixels in ``folder`` (made once)."""
@@ -44,6 +51,48 @@ def ensure_dataset(folder: Path, size: int, count: int) -> Path:
             check=True,
         )
     return target
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Peak signal-to-noise ratio of pictures in [0, 1], dB."""
+    mse = float((a - b).square().mean())
+    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+def render_fidelity(trainer: Trainer, count: int = 4) -> dict:
+    """How closely the training render (the config's ray bounds, window, samples and solver starts)
+    matches the pipeline's reference render (box bounds, full frame, the preset's samples, 3 solver
+    starts) of the same stage-1 field: PSNR of the image, the masks and the normal pictures over the
+    window, for ``count`` random people seen as the first ``count`` dataset labels say."""
+    G = trainer.G_plain
+    labels = trainer.data.batch(torch.arange(count), trainer.device)["labels"]
+    cameras, smpl = scene_from_labels(labels)
+    posed = G.pose(**smpl)
+    preset = SemanticHumanPipeline.from_preset(trainer.config.preset).config
+    reference_settings = dataclasses.replace(
+        G.settings, num_root_inits=NUM_ROOT_INITS, num_stratified=preset.num_stratified, num_importance=preset.num_importance
+    )
+    training_settings = G.settings
+    with torch.no_grad():
+        z = torch.randn(count, 1, G.mapper.config.z_dim, generator=torch.Generator().manual_seed(0)).expand(-1, NUM_PARTS, -1)
+        lr = G.local_generators.synthesize(G.mapping(z.to(trainer.device)))
+        fast = G.render_stage1(lr, posed, cameras, columns=trainer.columns, ray_bounds=trainer.config.ray_bounds)
+        G.settings = reference_settings
+        try:
+            reference = G.render_stage1(lr, posed, cameras, ray_bounds="box")
+        finally:
+            G.settings = training_settings
+    window = slice(*trainer.columns)
+
+    def picture(output):
+        return normals_to_picture(output.normals, output.alpha, dim=1)
+
+    return {
+        "reference": {"ray_bounds": "box", "num_stratified": preset.num_stratified, "num_importance": preset.num_importance, "num_root_inits": NUM_ROOT_INITS},
+        "image_psnr_db": psnr(fast.image, reference.image[..., window]),
+        "masks_psnr_db": psnr(fast.masks, reference.masks[..., window]),
+        "normals_psnr_db": psnr(picture(fast), picture(reference)[..., window]),
+    }
 
 
 def run(preset: str, stage: int, args, data_root: Path, stage1: Path | None) -> dict:
@@ -58,6 +107,7 @@ def run(preset: str, stage: int, args, data_root: Path, stage1: Path | None) -> 
             overrides.append(f"stage1_pipeline={stage1}")
         trainer = Trainer(load_config(config_path, overrides))
         device = trainer.device
+        fidelity = render_fidelity(trainer) if stage == 1 else None
         for _ in range(args.warmup):
             trainer.train_step()
         synchronize(device)
@@ -84,6 +134,7 @@ def run(preset: str, stage: int, args, data_root: Path, stage1: Path | None) -> 
         "reg_interval": probe.reg_interval,
         "overrides": list(args.set),
         "warmup_steps": args.warmup,
+        **({"render_fidelity": fidelity} if fidelity else {}),
     }
 
 

@@ -116,6 +116,11 @@ class TrainingConfig:
     """Probability per sample of a small translation of real and fake discriminator inputs."""
     augment_max_shift: int = 2
     """Largest translation in pixels."""
+    warm_start_steps: int = 0
+    """Stage 1: steps of the warm start that places every part on its body region before the first
+    training step (``training/warm_start.py``; 0: none)."""
+    warm_start_lr: float = 0.005
+    """Adam learning rate of the warm start."""
     ema_kimg: float = 2.5
     """Half-life of the generator EMA in thousands of images."""
     ema_rampup: Optional[float] = 0.05
@@ -170,16 +175,18 @@ class TrainingConfig:
             raise ValueError(f"`output_dir` must name a folder, got {self.output_dir!r}.")
         if self.stage == 2 and not self.stage1_pipeline:
             raise ValueError("`stage1_pipeline` must name the stage-1 pipeline folder for stage 2 (e.g. RUN1/pipeline), got none.")
+        if self.stage == 2 and self.warm_start_steps:
+            raise ValueError(f"`warm_start_steps` is for stage 1 (stage 2 starts from a trained stage 1), got {self.warm_start_steps}.")
         if self.stage == 2 and self.init_pipeline:
             raise ValueError("`init_pipeline` is for stage 1; stage 2 starts from `stage1_pipeline`.")
         for name in ("max_steps", "batch_size", "gradient_accumulation_steps", "face_size", "reg_points", "num_samples", "log_every"):
             positive_int(name)
-        for name in ("seed", "crop_width", "num_stratified", "r1_interval", "reg_interval", "augment_max_shift", "sample_every", "checkpointing_steps", "num_root_inits"):
+        for name in ("seed", "crop_width", "num_stratified", "r1_interval", "reg_interval", "augment_max_shift", "sample_every", "checkpointing_steps", "num_root_inits", "warm_start_steps"):
             positive_int(name, 0)
         positive_int("num_importance", -1)
         if self.crop_width and self.crop_width & (self.crop_width - 1):
             raise ValueError(f"`crop_width` must be 0 or a power of 2, got {self.crop_width!r}.")
-        for name in ("g_lr", "d_lr", "adam_eps"):
+        for name in ("g_lr", "d_lr", "adam_eps", "warm_start_lr"):
             number(name, strict=True)
         for name in ("r1_gamma", "eikonal_weight", "density_tv_weight", "upsampling_loss_weight", "blur_sigma", "blur_fade_kimg", "ema_kimg"):
             number(name)

@@ -46,6 +46,7 @@ from semantichuman_hd.pipelines.pipeline_semantic_human import SemanticHumanPipe
 from semantichuman_hd.rendering.compositor import normals_to_picture
 
 from .augment import blur, blur_sigma, face_crops, translate_augment
+from .warm_start import WarmStartResult, warm_start
 from .config import TrainingConfig
 from .discriminators import FACE_IMAGE, FACE_NORMAL, IMAGE, NORMAL, SEMANTIC, DiscriminatorSet, discriminator_inputs
 from .losses import (
@@ -614,6 +615,8 @@ class Trainer:
         if config.logger != "none":
             hparams = {key: (str(value) if isinstance(value, (list, tuple)) or value is None else value) for key, value in config.to_dict().items()}
             accelerator.init_trackers("semantichuman-hd", config=hparams)
+        if self.stage == 1 and self.state.step == 0 and config.warm_start_steps:
+            self.warm_start()
         progress = tqdm(
             total=config.max_steps, initial=self.state.step, desc=f"stage {self.stage}", disable=not accelerator.is_main_process
         )
@@ -649,6 +652,21 @@ class Trainer:
         self.write_summary()
         accelerator.end_training()
         return folder
+
+    def warm_start(self) -> WarmStartResult:
+        """Place every part on its body region (``training/warm_start.py``) before the first step; the
+        EMA starts from the result. Every process runs the same seeded fit, so ranks stay identical."""
+        config, accelerator = self.config, self.accelerator
+        rng = step_generator(config.seed, 0, rank=4094)
+        with accelerator.no_sync(self.G):
+            result = warm_start(self.G_plain, config.warm_start_steps, config.batch_size, config.reg_points, config.warm_start_lr, rng, self.device)
+        update_ema(self.ema, self.G_plain, 0.0)
+        logs = {"warm_start/first_loss": result.first_loss, "warm_start/last_loss": result.last_loss}
+        accelerator.log(logs, step=0)
+        if accelerator.is_main_process:
+            with open(self.output_dir / METRICS_FILE, "a") as handle:
+                handle.write(json.dumps({"step": 0, "warm_start_steps": result.steps, **logs}) + "\n")
+        return result
 
     def write_summary(self) -> None:
         """:data:`SUMMARY_FILE`: the digests of every process's generator and discriminator weights."""
