@@ -566,3 +566,33 @@ def test_plain_function_field_and_sum_sdf_normals():
         cosine = (output.normals * exact_normals).sum(-1)[interior].clamp(-1, 1)
         assert torch.rad2deg(torch.acos(cosine)).max() < 2.0, composition
         assert torch.allclose(output.part_masks[interior], torch.full((int(interior.sum()), 2), 0.5), atol=1e-4)
+
+
+def test_without_coarse_gradients_the_render_is_unchanged_and_only_its_gradients_differ():
+    class LearnableSphere:
+        num_parts = 1
+
+        def __init__(self):
+            self.radius = torch.tensor([0.45], requires_grad=True)
+
+        def __call__(self, points, part_mask=None):
+            sdf = self.radius - points.norm(dim=-1, keepdim=True)
+            return FieldOutput(sdf=sdf, rgb_logits=torch.zeros(*sdf.shape, 3))
+
+    cameras = perspective_camera((0.0, 0.3, 2.0), focal=1.0)
+    origins, directions = cameras.generate_rays(10, 10)
+    near, far, hit = ray_box_intersection(origins, directions, torch.full((3,), -0.6), torch.full((3,), 0.6))
+    outputs, gradients = [], []
+    for coarse_gradients in (True, False):
+        field = LearnableSphere()
+        renderer = VolumeRenderer(num_stratified=16, num_importance=16, coarse_gradients=coarse_gradients)
+        output = renderer.render(field, origins, directions, near, far, beta=0.05, hit=hit, create_graph=True)
+        (output.alpha.sum() + output.normals[..., 2].sum()).backward()
+        outputs.append(output)
+        gradients.append(field.radius.grad)
+    for name in ("rgb", "alpha", "depth", "part_masks", "normals"):
+        assert torch.equal(getattr(outputs[0], name), getattr(outputs[1], name)), name
+    assert gradients[1] is not None and float(gradients[1].abs()) > 0
+    assert not torch.allclose(gradients[0], gradients[1])  # the stratified samples' share is missing
+    with pytest.raises(ValueError, match="coarse_gradients"):
+        VolumeRenderer(coarse_gradients="no")

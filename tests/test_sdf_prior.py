@@ -70,3 +70,26 @@ def test_bad_inputs():
     grid = VoxelGrid(torch.zeros(1, 2, 2, 2), [0, 0, 0], [1, 1, 1])
     with pytest.raises(ValueError, match="points"):
         grid(torch.zeros(4, 2))
+
+
+def test_voxel_grid_corners_give_the_trilinear_sample_and_its_derivative():
+    generator = torch.Generator().manual_seed(0)
+    grid = VoxelGrid(torch.randn(5, 4, 6, 7, generator=generator), [-1.0, -2.0, -0.5], [1.0, 1.0, 0.5])
+    # Points inside the box and beyond it on every side (border values repeat there).
+    points = torch.rand(500, 3, generator=generator) * torch.tensor([2.6, 3.6, 1.4]) + torch.tensor([-1.3, -2.3, -0.7])
+    index, weights, gradients = grid.corners(points)
+    rows = grid.node_table()[index]  # (M, 8, C)
+    assert torch.allclose((weights.unsqueeze(1) @ rows).squeeze(1), grid(points), atol=1e-5)
+    slopes = gradients.transpose(1, 2) @ rows  # (M, 3, C)
+    inside = grid.inside(points)
+    eps = 1e-3
+    for axis in range(3):
+        shift = torch.zeros(3)
+        shift[axis] = eps
+        finite = (grid(points + shift) - grid(points - shift)) / (2 * eps)
+        # Away from cell faces the central difference is the exact trilinear derivative.
+        cell = (points - grid.box_min) / (grid.box_max - grid.box_min) * (torch.tensor([7, 6, 4]) - 1)
+        smooth = inside & ((cell[:, axis] - cell[:, axis].round()).abs() > 0.01)
+        assert torch.allclose(slopes[smooth, axis], finite[smooth], atol=5e-3)
+    outside_x = points[:, 0] > 1.0
+    assert torch.all(slopes[outside_x, 0] == 0)  # clamped: constant along x beyond the box

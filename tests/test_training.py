@@ -5,6 +5,7 @@ launch, SIGKILL and resume, TensorBoard logs and samples, and clear errors for b
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -142,6 +143,37 @@ def test_stage1_step_trains_mapper_and_local_generators_only(tmp_path, dataset):
     assert all(changed[name] for name in trained), [name for name in trained if not changed[name]]
     assert all(_changed(before_d, D).values())
     assert trainer.state.step == 1 and trainer.state.images_seen == 2
+
+
+def test_warm_start_places_each_part_on_its_body_region(tmp_path, dataset):
+    from semantichuman_hd.body.smpl_format import SMPL_JOINT_NAMES
+    from semantichuman_hd.parts import PARTS
+    from training.warm_start import REGIONS
+
+    trainer = _trainer(TINY1, tmp_path, f"data_dir={dataset}", "warm_start_steps=60", "warm_start_lr=0.01", "batch_size=4", "reg_points=256")
+    G = trainer.G_plain
+    before = _snapshot(G)
+    result = trainer.warm_start()
+    assert result.steps == 60 and result.last_loss < 0.5 * result.first_loss
+    assert not any(_changed(before, G)[name] for name in before if name.startswith("super_resolution."))
+    ema = dict(trainer.ema.named_parameters())
+    assert all(torch.equal(ema[name], value) for name, value in G.named_parameters())  # the EMA starts there
+    assert [json.loads(line) for line in (tmp_path / "run" / METRICS_FILE).read_text().splitlines()][0]["warm_start_steps"] == 60
+    # Canonical surface points on each region's bones: its part's Δsdf is the highest there.
+    vertices = G.deformer.body_model.canonical_vertices()
+    owner = G.deformer.body_model.lbs_weights.argmax(1)
+    with torch.no_grad():
+        z = torch.randn(2, 1, G.mapper.config.z_dim, generator=torch.Generator().manual_seed(5)).expand(-1, len(PARTS), -1)
+        planes = G.local_generators.synthesize(G.mapping(z)).planes
+        delta, _ = G.local_generators.decode(planes, vertices.expand(2, -1, -1).contiguous(), None)
+    # Mean Δsdf of each placed part (rows) over each region (columns): highest on its own region.
+    placed = ("body", "tops", "bottoms", "shoes")
+    regions = [torch.isin(owner, torch.tensor([SMPL_JOINT_NAMES.index(name) for name in REGIONS[part]])) for part in placed]
+    table = torch.stack([torch.stack([delta[:, region, PARTS.index(part)].mean() for region in regions]) for part in placed])
+    off_diagonal = table.masked_fill(torch.eye(len(placed), dtype=torch.bool), -math.inf).amax(1)
+    assert bool((table.diagonal() > off_diagonal + 0.05).all()), table
+    with pytest.raises(ValueError, match="warm_start_steps"):
+        load_config(TINY2, ["data_dir=x", "stage1_pipeline=y", "warm_start_steps=5"])
 
 
 def test_stage2_step_trains_super_resolution_only(tmp_path, dataset, stage1_pipeline):

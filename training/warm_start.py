@@ -11,7 +11,9 @@ read off the body model's skinning weights::
 
 so at step 0 tops cover the torso and upper arms, bottoms the hips and legs, shoes the feet, the body
 part the head, neck, forearms and hands, and outerwear and accessories are absent (the GAN grows them
-where the data has them). Only the synthesis and the decoders' Δsdf move; colours are left to the GAN.
+where the data has them). The L1 loss weighs each part's region and the rest equally
+(:func:`placement_loss`), so the feet and the head are placed as surely as the torso. Only the synthesis
+and the decoders' Δsdf move; colours are left to the GAN.
 It runs once, before the first training step, and lives in the configs (``warm_start_steps``).
 """
 
@@ -42,6 +44,9 @@ LAYER: dict[str, float] = {"body": 0.0, "tops": 0.008, "outerwear": 0.02, "botto
 ABSENT: float = 0.3
 """Δsdf (metres, inwards) of a part where it is absent: its SDF stays below −0.2 in the whole shell."""
 
+WARM_START_BETAS: tuple[float, float] = (0.9, 0.99)
+"""Adam's β1, β2 of the warm start (a plain regression, so with momentum, unlike the GAN's β1 = 0)."""
+
 
 def region_matrix() -> torch.Tensor:
     """``(24, K)`` 0/1 matrix: joint j starts on part k."""
@@ -52,18 +57,32 @@ def region_matrix() -> torch.Tensor:
     return matrix
 
 
-def placement_targets(generator: SemanticHumanGenerator, points: torch.Tensor) -> torch.Tensor:
-    """``(B, N, K)`` target Δsdf at canonical ``points (B, N, 3)`` (see the module docstring)."""
+def part_regions(generator: SemanticHumanGenerator, points: torch.Tensor) -> torch.Tensor:
+    """``(B, N, K)`` how much each canonical point ``(B, N, 3)`` belongs to each part's bones, in [0, 1]."""
     weights = generator.deformer.weights_grid(points).clamp(0, 1)  # (B, N, 24)
-    regions = (weights @ region_matrix().to(weights)).clamp(0, 1)  # (B, N, K)
-    layer = torch.tensor([LAYER[name] for name in PARTS], dtype=points.dtype, device=points.device)
+    return (weights @ region_matrix().to(weights)).clamp(0, 1)
+
+
+def placement_targets(regions: torch.Tensor) -> torch.Tensor:
+    """``(B, N, K)`` target Δsdf for :func:`part_regions` ``regions`` (see the module docstring)."""
+    layer = torch.tensor([LAYER[name] for name in PARTS], dtype=regions.dtype, device=regions.device)
     return regions * layer - (1 - regions) * ABSENT
+
+
+def placement_loss(delta_sdf: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
+    """Mean |Δsdf − target| with, for every part, its region (``regions > 0.5``) and the rest weighted
+    equally, so that small regions (feet, head) count as much as the large absent remainder."""
+    error = (delta_sdf - placement_targets(regions)).abs()
+    present = (regions > 0.5).to(error.dtype)
+    inside = (error * present).sum((0, 1)) / present.sum((0, 1)).clamp_min(1)
+    outside = (error * (1 - present)).sum((0, 1)) / (1 - present).sum((0, 1)).clamp_min(1)
+    return ((inside + outside) / 2).mean()
 
 
 @dataclass
 class WarmStartResult:
     """Attributes:
-    first_loss, last_loss: mean |Δsdf − target| (metres) of the first and the last warm-start step.
+    first_loss, last_loss: :func:`placement_loss` (metres) of the first and the last warm-start step.
     steps: steps run.
     """
 
@@ -85,7 +104,7 @@ def warm_start(
     the mapper and the local generators (a fresh optimiser, so the training optimiser's state stays
     untouched). Returns the first and last L1 losses."""
     parameters = [p for module in (generator.mapper, generator.local_generators) for p in module.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(parameters, lr=lr, betas=(0.0, 0.99))
+    optimizer = torch.optim.Adam(parameters, lr=lr, betas=WARM_START_BETAS)
     z_dim = generator.mapper.config.z_dim
     first = last = float("nan")
     for step in range(steps):
@@ -93,7 +112,7 @@ def warm_start(
         planes = generator.local_generators.synthesize(generator.mapping(z), "random", generator_rng).planes
         points = generator.shell_points(batch_size, num_points, generator=generator_rng).to(device)
         delta, _ = generator.local_generators.decode(planes, points, None)
-        loss = (delta - placement_targets(generator, points)).abs().mean()
+        loss = placement_loss(delta, part_regions(generator, points))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -208,7 +208,9 @@ class VolumeRenderer(nn.Module):
         self.composition = composition
         self.compute_normals = bool(compute_normals)
         self.chunk_size = chunk_size
-        self.coarse_gradients = bool(coarse_gradients)
+        if not isinstance(coarse_gradients, bool):
+            raise ValueError(f"`coarse_gradients` must be True or False, got {coarse_gradients!r}.")
+        self.coarse_gradients = coarse_gradients
 
     def extra_repr(self) -> str:
         return (
