@@ -64,9 +64,10 @@ class TrainingConfig:
     """Width of the rendered and judged window in LR pixels, centred (0: half the LR size, the 2:1
     portrait of the paper's people). Must be a power of 2."""
     num_stratified: int = 0
-    """Stratified samples per ray (0: the preset's)."""
+    """Stratified samples per ray of the training render (0: the pipeline's; the exported pipeline keeps
+    its own)."""
     num_importance: int = -1
-    """Importance samples per ray (-1: the preset's)."""
+    """Importance samples per ray of the training render (-1: the pipeline's)."""
     num_root_inits: int = 0
     """Inverse-skinning solver starts per sample (0: the deformer's default, 3); fewer is faster."""
     coarse_gradients: bool = True

@@ -342,13 +342,9 @@ class Trainer:
     def _build(self) -> None:
         config = self.config
         pipe = self._load_pipeline()
-        overrides = {}
-        if config.num_stratified:
-            overrides["num_stratified"] = config.num_stratified
-        if config.num_importance >= 0:
-            overrides["num_importance"] = config.num_importance
-        overrides.update(selection_mode=config.selection_mode, depth_aggregation=config.depth_aggregation)
-        pipe.register_to_config(**overrides)
+        # The ablation switches are part of the model (the exported pipeline keeps them); the render
+        # shortcuts below are training's only (the exported pipeline renders with its own samples).
+        pipe.register_to_config(selection_mode=config.selection_mode, depth_aggregation=config.depth_aggregation)
         self.pipeline_config = {key: pipe.config[key] for key in (
             "low_resolution", "high_resolution", "num_stratified", "num_importance", "truncation_psi",
             "selection_mode", "depth_aggregation", "composition",
@@ -356,7 +352,12 @@ class Trainer:
         generator = pipe.generator_model
         if config.num_root_inits:
             generator.settings = dataclasses.replace(generator.settings, num_root_inits=config.num_root_inits)
-        generator.settings = dataclasses.replace(generator.settings, coarse_gradients=config.coarse_gradients)
+        shortcuts = {"coarse_gradients": config.coarse_gradients}
+        if config.num_stratified:
+            shortcuts["num_stratified"] = config.num_stratified
+        if config.num_importance >= 0:
+            shortcuts["num_importance"] = config.num_importance
+        generator.settings = dataclasses.replace(generator.settings, **shortcuts)
         settings = generator.settings
         low = settings.low_resolution
         crop = config.crop_width or low // 2
