@@ -143,6 +143,10 @@ def test_stage1_step_trains_mapper_and_local_generators_only(tmp_path, dataset):
     assert all(changed[name] for name in trained), [name for name in trained if not changed[name]]
     assert all(_changed(before_d, D).values())
     assert trainer.state.step == 1 and trainer.state.images_seen == 2
+    # The render shortcuts (FAST: 6 + 6 samples) are training's; the exported pipeline keeps its own.
+    assert (G.settings.num_stratified, G.settings.num_importance) == (6, 6)
+    preset = SemanticHumanPipeline.from_preset("tiny").config
+    assert (trainer.pipeline_config["num_stratified"], trainer.pipeline_config["num_importance"]) == (preset.num_stratified, preset.num_importance)
 
 
 def test_warm_start_places_each_part_on_its_body_region(tmp_path, dataset):
