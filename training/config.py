@@ -127,6 +127,10 @@ class TrainingConfig:
     ema_rampup: Optional[float] = 0.05
     """EMA ramp-up ratio (null: none)."""
 
+    cpu_threads: int = 0
+    """Threads of each training process on a CPU (0: this machine's cores divided among its training
+    processes; ``accelerate launch`` alone would leave one thread per process)."""
+
     # -- data ------------------------------------------------------------------------------------
     cache_dataset: bool = True
     """Read every sample once into memory (small datasets at training size)."""
@@ -182,7 +186,7 @@ class TrainingConfig:
             raise ValueError("`init_pipeline` is for stage 1; stage 2 starts from `stage1_pipeline`.")
         for name in ("max_steps", "batch_size", "gradient_accumulation_steps", "face_size", "reg_points", "num_samples", "log_every"):
             positive_int(name)
-        for name in ("seed", "crop_width", "num_stratified", "r1_interval", "reg_interval", "augment_max_shift", "sample_every", "checkpointing_steps", "num_root_inits", "warm_start_steps"):
+        for name in ("seed", "crop_width", "num_stratified", "r1_interval", "reg_interval", "augment_max_shift", "sample_every", "checkpointing_steps", "num_root_inits", "warm_start_steps", "cpu_threads"):
             positive_int(name, 0)
         positive_int("num_importance", -1)
         if self.crop_width and self.crop_width & (self.crop_width - 1):

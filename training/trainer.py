@@ -104,6 +104,14 @@ class TrainState:
         self.step, self.images_seen, self.batches = int(state["step"]), int(state["images_seen"]), int(state["batches"])
 
 
+def cpu_threads_per_process(num_processes: int) -> int:
+    """This machine's usable cores divided among its training processes (``LOCAL_WORLD_SIZE`` when a
+    launcher sets it, else all ``num_processes``), at least 1."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", num_processes))
+    return max(1, cores // max(1, local))
+
+
 def step_generator(seed: int, step: int, rank: int, device="cpu") -> torch.Generator:
     """The random generator of ``step`` on process ``rank``."""
     return torch.Generator(device=device).manual_seed(seed * SEED_STRIDE + step * 4096 + rank)
@@ -317,6 +325,8 @@ class Trainer:
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         )
         self.device = self.accelerator.device
+        if self.device.type == "cpu":
+            torch.set_num_threads(config.cpu_threads or cpu_threads_per_process(self.accelerator.num_processes))
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.state = TrainState()
         self._build()
