@@ -20,22 +20,10 @@ import torch
 from .body.deformer import NUM_ROOT_INITS, InverseLBSDeformer, PosedBody
 from .body.sdf_prior import PRIOR_SHELL_WIDTH
 from .rendering.fields import FieldOutput
+from .rendering.volume_renderer import pack_rows
 
 CanonicalField = Callable[[torch.Tensor, Optional[torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]
 """``(points (B, M, 3) canonical, part_mask (B, M, K) | None) → (Δsdf (B, M, K), rgb_logits (B, M, K, 3))``."""
-
-
-def pack_rows(valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices that gather the True entries of ``valid (B, N)`` to the front of each row.
-
-    Returns ``index (B, M)`` (M = the largest count in a row) and ``present (B, M)`` telling which packed
-    slots hold a real entry (the others repeat index 0 and must be ignored).
-    """
-    counts = valid.sum(1)
-    width = int(counts.max().item()) if valid.numel() else 0
-    order = torch.argsort((~valid).to(torch.int8), dim=1, stable=True)[:, :width]
-    present = torch.arange(width, device=valid.device).unsqueeze(0) < counts.unsqueeze(1)
-    return order, present
 
 
 class PosedPartField:

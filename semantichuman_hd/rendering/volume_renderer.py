@@ -144,13 +144,17 @@ class _Samples:
         )
 
 
-def _pack_rows(active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices ``(B, M)`` gathering the True entries of ``active (B, R)`` to the front of each row (M =
-    the largest count), and ``present (B, M)`` telling which slots hold one (the rest are padding)."""
-    counts = active.sum(1)
-    width = int(counts.max().item()) if active.numel() else 0
-    order = torch.argsort((~active).to(torch.int8), dim=1, stable=True)[:, :width]
-    present = torch.arange(width, device=active.device).unsqueeze(0) < counts.unsqueeze(1)
+def pack_rows(valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices that gather the True entries of ``valid (B, N)`` to the front of each row (rays here,
+    field points in :mod:`semantichuman_hd.scene`).
+
+    Returns ``index (B, M)`` (M = the largest count in a row) and ``present (B, M)`` telling which packed
+    slots hold a real entry (the others repeat index 0 and must be ignored).
+    """
+    counts = valid.sum(1)
+    width = int(counts.max().item()) if valid.numel() else 0
+    order = torch.argsort((~valid).to(torch.int8), dim=1, stable=True)[:, :width]
+    present = torch.arange(width, device=valid.device).unsqueeze(0) < counts.unsqueeze(1)
     return order, present
 
 
@@ -349,7 +353,7 @@ class VolumeRenderer(nn.Module):
         for start in range(0, rays, chunk):
             span = slice(start, min(start + chunk, rays))
             width = span.stop - span.start
-            index, present = _pack_rows(active[:, span])
+            index, present = pack_rows(active[:, span])
             outputs = self._background(batch, width, num_parts, num_samples, origins)
             if index.shape[1] > 0:
                 ray_mask = present.unsqueeze(-1).expand(-1, -1, num_parts)
