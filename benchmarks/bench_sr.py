@@ -39,6 +39,7 @@ import torch
 
 from reporting import machine_report, print_report, synchronize
 from semantichuman_hd.body.poses import named_pose
+from semantichuman_hd.evaluation.pictures import psnr
 from semantichuman_hd.generator import SemanticHumanGenerator
 from semantichuman_hd.body.smpl_format import NUM_SMPL_JOINTS, SMPL_JOINT_NAMES
 from semantichuman_hd.models.super_resolution import SR_SCALE
@@ -132,12 +133,6 @@ class RegionFieldGenerator(SemanticHumanGenerator):
 
     def field(self, posed, planes, stage: int = 1) -> PosedPartField:
         return PosedPartField(self.deformer, posed, self.region_field, NUM_PARTS)
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB of images in [0, 1] (``inf`` when equal)."""
-    mse = float(((a.float() - b.float()) ** 2).mean())
-    return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
 def brute_force_rows(generator: SemanticHumanGenerator, ws, posed, lr, rows: torch.Tensor):

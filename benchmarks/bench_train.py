@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import os
 import statistics
 import subprocess
@@ -37,7 +36,9 @@ from training.trainer import Trainer  # noqa: E402
 
 from semantichuman_hd.body.deformer import NUM_ROOT_INITS  # noqa: E402
 from semantichuman_hd.generator import scene_from_labels  # noqa: E402
+from semantichuman_hd.evaluation.pictures import psnr  # noqa: E402
 from semantichuman_hd.parts import NUM_PARTS  # noqa: E402
+from semantichuman_hd.presets import get_preset  # noqa: E402
 from semantichuman_hd.pipelines.pipeline_semantic_human import SemanticHumanPipeline  # noqa: E402
 from semantichuman_hd.rendering.compositor import normals_to_picture  # noqa: E402
 
@@ -53,12 +54,6 @@ def ensure_dataset(folder: Path, size: int, count: int) -> Path:
     return target
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Peak signal-to-noise ratio of pictures in [0, 1], dB."""
-    mse = float((a - b).square().mean())
-    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
-
-
 def render_fidelity(trainer: Trainer, count: int = 4) -> dict:
     """How closely the training render (the config's ray bounds, window, samples and solver starts)
     matches the pipeline's reference render (box bounds, full frame, the preset's samples, 3 solver
@@ -68,7 +63,7 @@ def render_fidelity(trainer: Trainer, count: int = 4) -> dict:
     labels = trainer.data.batch(torch.arange(count), trainer.device)["labels"]
     cameras, smpl = scene_from_labels(labels)
     posed = G.pose(**smpl)
-    preset = SemanticHumanPipeline.from_preset(trainer.config.preset).config
+    preset = get_preset(trainer.config.preset)
     reference_settings = dataclasses.replace(
         G.settings, num_root_inits=NUM_ROOT_INITS, num_stratified=preset.num_stratified, num_importance=preset.num_importance
     )

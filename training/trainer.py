@@ -104,6 +104,13 @@ class TrainState:
         self.step, self.images_seen, self.batches = int(state["step"]), int(state["images_seen"]), int(state["batches"])
 
 
+BATCH_DRAW_RANK: int = 4095
+"""Rank slot of :func:`step_generator` that draws every process's batch indices (above any real rank)."""
+
+WARM_START_RANK: int = 4094
+"""Rank slot of :func:`step_generator` for the warm start (the same on every process)."""
+
+
 def cpu_threads_per_process(num_processes: int) -> int:
     """This machine's usable cores divided among its training processes (``LOCAL_WORLD_SIZE`` when a
     launcher sets it, else all ``num_processes``), at least 1."""
@@ -360,9 +367,9 @@ class Trainer:
             "selection_mode", "depth_aggregation", "composition",
         )}
         generator = pipe.generator_model
-        if config.num_root_inits:
-            generator.settings = dataclasses.replace(generator.settings, num_root_inits=config.num_root_inits)
         shortcuts = {"coarse_gradients": config.coarse_gradients}
+        if config.num_root_inits:
+            shortcuts["num_root_inits"] = config.num_root_inits
         if config.num_stratified:
             shortcuts["num_stratified"] = config.num_stratified
         if config.num_importance >= 0:
@@ -424,7 +431,7 @@ class Trainer:
     def batch_indices(self, batch_number: int) -> torch.Tensor:
         """This process's sample indices of batch ``batch_number`` (drawn for all processes at once, then sliced)."""
         accelerator, batch = self.accelerator, self.config.batch_size
-        rng = step_generator(self.config.seed, batch_number, rank=4095)
+        rng = step_generator(self.config.seed, batch_number, rank=BATCH_DRAW_RANK)
         everyone = torch.randint(0, len(self.data), (batch * accelerator.num_processes,), generator=rng)
         return everyone[accelerator.process_index * batch : (accelerator.process_index + 1) * batch]
 
@@ -647,9 +654,7 @@ class Trainer:
                 logs["images_per_second"] = window_images / max(elapsed, 1e-9)
                 logs["images_seen"] = self.state.images_seen
                 accelerator.log(logs, step=step)
-                if accelerator.is_main_process:
-                    with open(self.output_dir / METRICS_FILE, "a") as handle:
-                        handle.write(json.dumps({"step": step, **logs}) + "\n")
+                self.append_metrics({"step": step, **logs})
                 progress.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in logs.items() if k.startswith("loss/")})
                 window_start, window_images, window_logs = time.perf_counter(), 0, {}
             if config.sample_every and step % config.sample_every == 0:
@@ -668,16 +673,20 @@ class Trainer:
         """Place every part on its body region (``training/warm_start.py``) before the first step; the
         EMA starts from the result. Every process runs the same seeded fit, so ranks stay identical."""
         config, accelerator = self.config, self.accelerator
-        rng = step_generator(config.seed, 0, rank=4094)
+        rng = step_generator(config.seed, 0, rank=WARM_START_RANK)
         with accelerator.no_sync(self.G):
             result = warm_start(self.G_plain, config.warm_start_steps, config.batch_size, config.reg_points, config.warm_start_lr, rng, self.device)
         update_ema(self.ema, self.G_plain, 0.0)
         logs = {"warm_start/first_loss": result.first_loss, "warm_start/last_loss": result.last_loss}
         accelerator.log(logs, step=0)
-        if accelerator.is_main_process:
-            with open(self.output_dir / METRICS_FILE, "a") as handle:
-                handle.write(json.dumps({"step": 0, "warm_start_steps": result.steps, **logs}) + "\n")
+        self.append_metrics({"step": 0, "warm_start_steps": result.steps, **logs})
         return result
+
+    def append_metrics(self, record: dict) -> None:
+        """One JSON line in ``OUTPUT_DIR/metrics.jsonl`` (main process only)."""
+        if self.accelerator.is_main_process:
+            with open(self.output_dir / METRICS_FILE, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
 
     def write_summary(self) -> None:
         """:data:`SUMMARY_FILE`: the digests of every process's generator and discriminator weights."""

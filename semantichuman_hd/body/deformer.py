@@ -356,24 +356,24 @@ class InverseLBSDeformer(nn.Module):
         """Solve ``forward(x) = target`` for flat starts ``x (M, 3)`` by damped Newton iterations with the
         exact skinning Jacobian; points leave the active set once converged.
 
-        Returns the solutions, their residual norms and the Jacobians there ``(M, 3, 3)``."""
-        residual_norm = torch.full((x.shape[0],), float("inf"), dtype=x.dtype, device=x.device)
+        Returns the solutions, their residuals ``forward(x) − target (M, 3)`` and the Jacobians there
+        ``(M, 3, 3)``."""
+        residuals = x.new_zeros(x.shape[0], 3)
         jacobians = x.new_zeros(x.shape[0], 3, 3)
         active = torch.arange(x.shape[0], device=x.device)
         for iteration in range(SOLVER_ITERATIONS + 1):
             mapped, jacobian = self._skin(x[active], batch_index[active], posed)
             residual = mapped - target[active]
-            norm = residual.norm(dim=-1)
-            residual_norm[active] = norm
+            residuals[active] = residual
             jacobians[active] = jacobian
-            still = norm >= SOLVER_TOLERANCE
+            still = residual.norm(dim=-1) >= SOLVER_TOLERANCE
             if iteration == SOLVER_ITERATIONS or not still.any():
                 break
             active, residual, jacobian = active[still], residual[still], jacobian[still]
             step = -_solve_3x3(jacobian, residual)
             step = step * (MAX_SOLVER_STEP / step.norm(dim=-1, keepdim=True).clamp_min(MAX_SOLVER_STEP))
             x = x.index_put((active,), x[active] + step)
-        return x, residual_norm, jacobians
+        return x, residuals, jacobians
 
     def _solve(
         self, flat: torch.Tensor, batch_index: torch.Tensor, posed: PosedBody, num_inits: int = NUM_ROOT_INITS
@@ -401,7 +401,7 @@ class InverseLBSDeformer(nn.Module):
             bones = bone_distance.topk(num_inits, dim=1, largest=False).indices  # (M, C) distinct bones
             inverse = torch.linalg.inv(posed.transforms)[kept_batch.unsqueeze(1), bones]  # (M, C, 4, 4)
             starts = torch.einsum("mcrk,mk->mcr", inverse[..., :3, :3], target.detach()) + inverse[..., :3, 3]
-            x, error, jacobians = self._newton(
+            x, residuals, jacobians = self._newton(
                 starts.reshape(-1, 3),
                 target.detach().repeat_interleave(num_inits, 0),
                 kept_batch.repeat_interleave(num_inits),
@@ -410,14 +410,15 @@ class InverseLBSDeformer(nn.Module):
             x = x.reshape(-1, num_inits, 3)
             # 2. Among converged starts, the solution nearest the canonical body surface wins.
             shell = self.sdf_prior(x).abs()
-            score = torch.where(error.reshape(-1, num_inits) < SOLVER_TOLERANCE, shell, torch.full_like(shell, float("inf")))
+            error = residuals.norm(dim=-1).reshape(-1, num_inits)
+            score = torch.where(error < SOLVER_TOLERANCE, shell, torch.full_like(shell, float("inf")))
             pick = torch.arange(x.shape[0], device=x.device) * num_inits + score.argmin(1)
             chosen = x.reshape(-1, 3)[pick]
-            jacobian = jacobians[pick]
+            jacobian, residual = jacobians[pick], residuals[pick]
             ok = score.amin(1) <= self.cull_distance
-            mapped, _ = self._skin(chosen, kept_batch, posed)
 
-        # 3. One differentiable Newton step with the exact skinning Jacobian at the solution:
-        #    ∂x_c/∂x_p is then the inverse skinning Jacobian.
-        chosen = chosen - _solve_3x3(jacobian, mapped - target)
+        # 3. One differentiable Newton step with the exact skinning Jacobian at the solution (its
+        #    residual is the solver's last one, re-attached to the posed points): ∂x_c/∂x_p is then the
+        #    inverse skinning Jacobian.
+        chosen = chosen - _solve_3x3(jacobian, residual + target.detach() - target)
         return canonical.index_put((keep,), chosen), valid.index_put((keep,), ok)

@@ -71,11 +71,6 @@ class VoxelGrid(nn.Module):
         above = (points - self.box_max.to(points.dtype)).clamp_min(0)
         return (below + above).norm(dim=-1)
 
-    @property
-    def num_nodes(self) -> int:
-        """``D · H · W``: rows of :meth:`node_table`."""
-        return self.values[0].numel()
-
     def node_table(self) -> torch.Tensor:
         """``(D·H·W, C)`` node values, one row per node in the flat order of :meth:`corners`."""
         return self.values.flatten(1).transpose(0, 1)
