@@ -211,11 +211,19 @@ def test_export_pushes_the_ema_pipeline_when_asked(tmp_path, dataset, monkeypatc
     pushed = []
     monkeypatch.setattr(SemanticHumanPipeline, "push_to_hub", lambda self, repo_id, **kwargs: pushed.append((repo_id, self)))
     trainer = _trainer(TINY1, tmp_path, f"data_dir={dataset}", "push_to_hub=true", "hub_model_id=someone/tiny-human")
+    with torch.no_grad():  # as if stage 1 had trained the LR decoders and β away from their initial values
+        for parameter in trainer.ema.local_generators.decoders.parameters():
+            parameter.add_(0.01)
+        trainer.ema.local_generators.beta.mul_(0.5)
     folder = trainer.export()
     assert [repo for repo, _ in pushed] == ["someone/tiny-human"]
     saved = SemanticHumanPipeline.from_pretrained(folder)
     for (name, a), (_, b) in zip(saved.local_generators.state_dict().items(), trainer.ema.local_generators.state_dict().items()):
         assert torch.equal(a, b), name  # the folder holds the EMA weights
+    # Stage 1 leaves the SR module untrained: the folder's starts from the trained LR decoders and β.
+    for (name, a), (_, b) in zip(saved.super_resolution.decoders.state_dict().items(), trainer.ema.local_generators.decoders.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert torch.equal(saved.super_resolution.beta, trainer.ema.local_generators.beta)
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_checkpoints(tmp_path, dataset, monkeypatch):

@@ -598,7 +598,13 @@ class Trainer:
             tracker.add_image("samples", grid, self.state.step, dataformats="HWC")
 
     def export(self) -> Path:
-        """``save_pretrained`` of the EMA generator into ``OUTPUT_DIR/pipeline`` (written aside, then swapped in)."""
+        """``save_pretrained`` of the EMA generator into ``OUTPUT_DIR/pipeline`` (written aside, then swapped in).
+
+        Stage 1 does not train the super-resolution module, so a stage-1 folder's is re-initialised from
+        the trained low-resolution generators (as stage 2 starts, docs/method.md §5): its HR tri-planes
+        are the LR ones upsampled and ``resolution="high"`` renders the stage-1 person at the high
+        resolution instead of decoding with the untrained decoders of step 0.
+        """
         accelerator = self.accelerator
         target = self.output_dir / PIPELINE_FOLDER
         if accelerator.is_main_process:
@@ -609,6 +615,9 @@ class Trainer:
                 super_resolution=copy.deepcopy(ema.super_resolution).requires_grad_(True).cpu(),
                 **self.pipeline_config,
             )
+            if self.stage == 1:
+                with torch.no_grad():
+                    pipe.super_resolution.init_from_local_generators(pipe.local_generators)
             partial = self.output_dir / f".partial-{PIPELINE_FOLDER}"
             shutil.rmtree(partial, ignore_errors=True)
             pipe.save_pretrained(partial)
