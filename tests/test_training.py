@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from semantichuman_hd import SemanticHumanPipeline
+from semantichuman_hd.parts import PARTS
 from training.config import load_config
 from training.trainer import (
     CHECKPOINT_MANIFEST,
@@ -151,7 +152,6 @@ def test_stage1_step_trains_mapper_and_local_generators_only(tmp_path, dataset):
 
 def test_warm_start_places_each_part_on_its_body_region(tmp_path, dataset):
     from semantichuman_hd.body.smpl_format import SMPL_JOINT_NAMES
-    from semantichuman_hd.parts import PARTS
     from training.warm_start import REGIONS
 
     trainer = _trainer(TINY1, tmp_path, f"data_dir={dataset}", "warm_start_steps=60", "warm_start_lr=0.01", "batch_size=4", "reg_points=256")
@@ -332,6 +332,7 @@ def test_short_run_writes_tensorboard_scalars_samples_and_a_pipeline(tmp_path, d
     accumulator.Reload()
     scalars = set(accumulator.Tags()["scalars"])
     assert {"loss/g_adversarial", "loss/d", "loss/r1", "loss/eikonal", "loss/density_tv", "beta", "images_per_second"} <= scalars
+    assert {f"coverage/{kind}/{part}" for kind in ("fake", "real") for part in PARTS} <= scalars
     assert [event.step for event in accumulator.Scalars("loss/d")] == [1, 2, 3]
     assert "samples" in accumulator.Tags()["images"]
     assert sorted(p.name for p in (run / "samples").glob("*.png")) == ["step-0000002.png", "step-0000003.png"]

@@ -41,7 +41,7 @@ from semantichuman_hd.data import SemanticHumanDataset
 from semantichuman_hd.evaluation.reference import real_head_centres
 from semantichuman_hd.generator import GeneratorOutput, SemanticHumanGenerator
 from semantichuman_hd.hub import file_sha256
-from semantichuman_hd.parts import NUM_PARTS
+from semantichuman_hd.parts import NUM_PARTS, PARTS
 from semantichuman_hd.pipelines.pipeline_semantic_human import SemanticHumanPipeline, semantic_picture
 from semantichuman_hd.rendering.compositor import normals_to_picture
 
@@ -511,6 +511,11 @@ class Trainer:
             self.d_optimizer.step()
             self.d_optimizer.zero_grad(set_to_none=True)
 
+        # Each part's share of the picture (mean mask weight), generated and real: a part the generator
+        # drops or lets spread over the body shows at once.
+        for name, masks in (("fake", fake.masks), ("real", real["masks"])):
+            for part, share in zip(PARTS, masks.detach().mean(dim=(0, 2, 3)).tolist()):
+                logs[f"coverage/{name}/{part}"] = share
         logs["logits/real"] = torch.stack([v.mean() for v in real_logits.values()]).mean().item()
         logs["logits/fake"] = torch.stack([v.mean() for v in fake_logits.values()]).mean().item()
         logs["beta"] = float((self.G_plain.local_generators if self.stage == 1 else self.G_plain.super_resolution).beta.detach().abs())
