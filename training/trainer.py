@@ -511,9 +511,10 @@ class Trainer:
             self.d_optimizer.step()
             self.d_optimizer.zero_grad(set_to_none=True)
 
-        # Each part's share of the picture (mean mask weight), generated and real: a part the generator
-        # drops or lets spread over the body shows at once.
-        for name, masks in (("fake", fake.masks), ("real", real["masks"])):
+        # Each part's share of the judged window (mean mask weight), generated and real: a part the
+        # generator drops or lets spread over the body shows at once.
+        c0, c1 = self.columns
+        for name, masks in (("fake", fake.masks), ("real", real["masks"][..., c0:c1])):
             for part, share in zip(PARTS, masks.detach().mean(dim=(0, 2, 3)).tolist()):
                 logs[f"coverage/{name}/{part}"] = share
         logs["logits/real"] = torch.stack([v.mean() for v in real_logits.values()]).mean().item()
