@@ -94,8 +94,23 @@ def test_config_rejects_unknown_keys_and_bad_values(tmp_path):
         load_config(TINY1, ["data_dir"])
     with pytest.raises(FileNotFoundError, match="--config"):
         load_config(tmp_path / "missing.yaml", ["data_dir=x"])
-    config = load_config(TINY1, ["data_dir=x", "crop_width=8", "ema_rampup=null"])
-    assert config.crop_width == 8 and config.ema_rampup is None
+    for bad in ("beta_lr=0", "beta_min=-0.01"):
+        with pytest.raises(ValueError, match=bad.split("=")[0]):
+            load_config(TINY1, ["data_dir=x", bad])
+    config = load_config(TINY1, ["data_dir=x", "crop_width=8", "ema_rampup=null", "beta_lr=1e-4"])
+    assert config.crop_width == 8 and config.ema_rampup is None and config.beta_lr == 1e-4  # YAML reads 1e-4 as text
+
+
+def test_beta_has_its_own_learning_rate_and_floor(tmp_path, dataset):
+    """A generator step moves β by about `beta_lr` (Adam), not `g_lr`; `beta_min` floors it."""
+    slow = _trainer(TINY1, tmp_path / "slow", f"data_dir={dataset}", "beta_lr=1e-6")
+    before = float(slow.trained_beta)
+    slow.train_step()
+    assert 0 < abs(float(slow.trained_beta) - before) <= 2e-6
+    assert slow.g_optimizer.param_groups[1]["params"][0] is slow.trained_beta
+    floored = _trainer(TINY1, tmp_path / "floor", f"data_dir={dataset}", "beta_min=0.3")
+    floored.train_step()
+    assert float(floored.trained_beta) == pytest.approx(0.3)
 
 
 def test_bad_datasets_and_pipelines_fail_before_training(tmp_path, dataset):

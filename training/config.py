@@ -122,6 +122,14 @@ class TrainingConfig:
     training step (``training/warm_start.py``; 0: none)."""
     warm_start_lr: float = 0.005
     """Adam learning rate of the warm start."""
+    beta_lr: Optional[float] = None
+    """Learning rate of the trained stage's β (the SDF → density sharpness; null: ``g_lr``). Adam moves a
+    parameter by about its learning rate per step whatever the gradient's size, so at ``g_lr`` β (0.1 at
+    the start) can collapse within a few dozen steps; a part that sits inside the body at that moment
+    then has no density and no gradient left, and never comes back."""
+    beta_min: float = 0.0
+    """Least β after every generator step (0: no floor). Keeps the density transition at least this wide
+    (metres), so that a part just inside the body still gets gradients."""
     ema_kimg: float = 2.5
     """Half-life of the generator EMA in thousands of images."""
     ema_rampup: Optional[float] = 0.05
@@ -193,6 +201,9 @@ class TrainingConfig:
             raise ValueError(f"`crop_width` must be 0 or a power of 2, got {self.crop_width!r}.")
         for name in ("g_lr", "d_lr", "adam_eps", "warm_start_lr"):
             number(name, strict=True)
+        if self.beta_lr is not None:
+            number("beta_lr", strict=True)
+        number("beta_min")
         for name in ("r1_gamma", "eikonal_weight", "density_tv_weight", "upsampling_loss_weight", "blur_sigma", "blur_fade_kimg", "ema_kimg"):
             number(name)
         number("augment_probability", maximum=1.0)
@@ -240,6 +251,11 @@ def _coerce(name: str, value: Any, kind: Any) -> Any:
                 raise TypeError
             return value
         if base is float:
+            if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
+                try:
+                    value = float(value)
+                except ValueError:
+                    raise TypeError from None
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError
             return float(value)

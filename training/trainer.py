@@ -405,8 +405,14 @@ class Trainer:
 
         g_lr, g_betas = lazy_adam_hyperparameters(config.g_lr, config.adam_betas, config.reg_interval or None)
         d_lr, d_betas = lazy_adam_hyperparameters(config.d_lr, config.adam_betas, config.r1_interval or None)
-        g_params = [p for p in generator.parameters() if p.requires_grad]
-        g_optimizer = torch.optim.Adam(g_params, lr=g_lr, betas=g_betas, eps=config.adam_eps)
+        # β (the trained stage's SDF → density sharpness) has its own learning rate (`beta_lr`).
+        beta_name = ("local_generators" if self.stage == 1 else "super_resolution") + ".beta"
+        g_params = [p for name, p in generator.named_parameters() if p.requires_grad and name != beta_name]
+        beta = dict(generator.named_parameters())[beta_name]
+        beta_lr = g_lr * (config.beta_lr / config.g_lr if config.beta_lr is not None else 1.0)
+        g_optimizer = torch.optim.Adam(
+            [{"params": g_params}, {"params": [beta], "lr": beta_lr}], lr=g_lr, betas=g_betas, eps=config.adam_eps
+        )
         d_optimizer = torch.optim.Adam(discriminators.parameters(), lr=d_lr, betas=d_betas, eps=config.adam_eps)
         generator.deformer.to(self.device)
         self.ema.to(self.device)
@@ -421,6 +427,11 @@ class Trainer:
     @property
     def D_plain(self) -> DiscriminatorSet:
         return self.accelerator.unwrap_model(self.D)
+
+    @property
+    def trained_beta(self) -> torch.nn.Parameter:
+        """β of the stage being trained (stage 1: the local generators'; stage 2: the super-resolution's)."""
+        return (self.G_plain.local_generators if self.stage == 1 else self.G_plain.super_resolution).beta
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -490,6 +501,9 @@ class Trainer:
             accelerator.backward(g_loss)
             self.g_optimizer.step()
             self.g_optimizer.zero_grad(set_to_none=True)
+            if config.beta_min > 0:
+                with torch.no_grad():
+                    self.trained_beta.clamp_(min=config.beta_min)
             self.D_plain.requires_grad_(True)
 
             # Discriminator: logistic loss on reals and the step's fakes, lazily R1-regularised.
@@ -519,7 +533,7 @@ class Trainer:
                 logs[f"coverage/{name}/{part}"] = share
         logs["logits/real"] = torch.stack([v.mean() for v in real_logits.values()]).mean().item()
         logs["logits/fake"] = torch.stack([v.mean() for v in fake_logits.values()]).mean().item()
-        logs["beta"] = float((self.G_plain.local_generators if self.stage == 1 else self.G_plain.super_resolution).beta.detach().abs())
+        logs["beta"] = float(self.trained_beta.detach().abs())
         logs["blur_sigma"] = sigma
         images = batch * accelerator.num_processes
         self.state.images_seen += images
