@@ -133,6 +133,23 @@ def test_triplane_planes_are_xy_xz_yz(use_pairs):
         torch.testing.assert_close(features * 3, points[0][:, list(axes)], atol=1e-12, rtol=0)
 
 
+@pytest.mark.parametrize("queries", [40, 3000])  # fewer and more queries than the 1152 texels
+def test_triplane_pairs_match_grid_sample_in_values_and_gradients(queries):
+    rng = torch.Generator().manual_seed(0)
+    planes = torch.randn(2, 3, 3, 4, 8, 8, generator=rng, dtype=torch.float64, requires_grad=True)
+    points = ((torch.rand(queries, 3, generator=rng, dtype=torch.float64) * 2.2 - 1.1)).requires_grad_(True)
+    batch_index = torch.randint(0, 2, (queries,), generator=rng)
+    part_index = torch.randint(0, 3, (queries,), generator=rng)
+    pairs = sample_triplane_pairs(planes, batch_index, part_index, points)
+    dense = sample_triplanes(planes, points.expand(2, -1, -1))[batch_index, torch.arange(queries), part_index]
+    torch.testing.assert_close(pairs, dense, atol=1e-12, rtol=0)
+    upstream = torch.randn(queries, 4, generator=rng, dtype=torch.float64)
+    ours = torch.autograd.grad(pairs, (planes, points), upstream)
+    theirs = torch.autograd.grad(dense, (planes, points), upstream)
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, atol=1e-9, rtol=0)
+
+
 def test_triplane_blob_in_xy_plane_reads_at_every_z():
     """A feature at one texel of plane 0 is read by points with that texel's (x, y), whatever z, and by
     no point with another (x, y)."""
