@@ -1,8 +1,9 @@
-"""Atomic file writes: a file is either fully written or not there at all."""
+"""Atomic writes: a file or folder is either fully written or not there at all."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,31 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty folder ``.partial-NAME`` beside ``path``; on success swap it in for ``path`` (the old
+    folder, if any, is removed only after the new one is in place).
+
+    If the body raises, the partial folder is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.parent / f".partial-{path.name}"
+    previous = path.parent / f".previous-{path.name}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    try:
+        yield partial
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    shutil.rmtree(previous, ignore_errors=True)
+    if path.exists():
+        os.replace(path, previous)
+    os.replace(partial, path)
+    shutil.rmtree(previous, ignore_errors=True)
 
 
 _DEFAULT_FILE_MODE = 0o666

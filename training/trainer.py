@@ -41,6 +41,7 @@ from semantichuman_hd.data import SemanticHumanDataset
 from semantichuman_hd.evaluation.reference import real_head_centres
 from semantichuman_hd.generator import GeneratorOutput, SemanticHumanGenerator
 from semantichuman_hd.hub import file_sha256
+from semantichuman_hd.io import atomic_folder
 from semantichuman_hd.parts import NUM_PARTS, PARTS
 from semantichuman_hd.pipelines.pipeline_semantic_human import SemanticHumanPipeline, semantic_picture
 from semantichuman_hd.rendering.compositor import normals_to_picture
@@ -638,15 +639,8 @@ class Trainer:
             if self.stage == 1:
                 with torch.no_grad():
                     pipe.super_resolution.init_from_local_generators(pipe.local_generators)
-            partial = self.output_dir / f".partial-{PIPELINE_FOLDER}"
-            shutil.rmtree(partial, ignore_errors=True)
-            pipe.save_pretrained(partial)
-            previous = self.output_dir / f".previous-{PIPELINE_FOLDER}"
-            shutil.rmtree(previous, ignore_errors=True)
-            if target.exists():
-                os.replace(target, previous)
-            os.replace(partial, target)
-            shutil.rmtree(previous, ignore_errors=True)
+            with atomic_folder(target) as partial:
+                pipe.save_pretrained(partial)
             if self.config.push_to_hub:
                 pipe.push_to_hub(self.config.hub_model_id)
         accelerator.wait_for_everyone()
