@@ -120,6 +120,11 @@ def cpu_threads_per_process(num_processes: int) -> int:
     return max(1, cores // max(1, local))
 
 
+def trained_beta(generator: SemanticHumanGenerator, stage: int) -> torch.nn.Parameter:
+    """β of the stage being trained (stage 1: the local generators'; stage 2: the super-resolution's)."""
+    return (generator.local_generators if stage == 1 else generator.super_resolution).beta
+
+
 def step_generator(seed: int, step: int, rank: int, device="cpu") -> torch.Generator:
     """The random generator of ``step`` on process ``rank``."""
     return torch.Generator(device=device).manual_seed(seed * SEED_STRIDE + step * 4096 + rank)
@@ -407,10 +412,11 @@ class Trainer:
         g_lr, g_betas = lazy_adam_hyperparameters(config.g_lr, config.adam_betas, config.reg_interval or None)
         d_lr, d_betas = lazy_adam_hyperparameters(config.d_lr, config.adam_betas, config.r1_interval or None)
         # β (the trained stage's SDF → density sharpness) has its own learning rate (`beta_lr`).
-        beta_name = ("local_generators" if self.stage == 1 else "super_resolution") + ".beta"
-        g_params = [p for name, p in generator.named_parameters() if p.requires_grad and name != beta_name]
-        beta = dict(generator.named_parameters())[beta_name]
-        beta_lr = g_lr * (config.beta_lr / config.g_lr if config.beta_lr is not None else 1.0)
+        beta = trained_beta(generator, self.stage)
+        g_params = [p for p in generator.parameters() if p.requires_grad and p is not beta]
+        beta_lr, _ = lazy_adam_hyperparameters(
+            config.g_lr if config.beta_lr is None else config.beta_lr, config.adam_betas, config.reg_interval or None
+        )
         g_optimizer = torch.optim.Adam(
             [{"params": g_params}, {"params": [beta], "lr": beta_lr}], lr=g_lr, betas=g_betas, eps=config.adam_eps
         )
@@ -431,8 +437,8 @@ class Trainer:
 
     @property
     def trained_beta(self) -> torch.nn.Parameter:
-        """β of the stage being trained (stage 1: the local generators'; stage 2: the super-resolution's)."""
-        return (self.G_plain.local_generators if self.stage == 1 else self.G_plain.super_resolution).beta
+        """β of the stage being trained (:func:`trained_beta`)."""
+        return trained_beta(self.G_plain, self.stage)
 
     @property
     def checkpoint_dir(self) -> Path:
