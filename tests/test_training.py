@@ -326,8 +326,11 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, dataset):
             assert resumed[step][key] == pytest.approx(expected[step][key], rel=1e-5, abs=1e-7), (step, key)
     a = SemanticHumanPipeline.from_pretrained(straight / "pipeline")
     b = SemanticHumanPipeline.from_pretrained(killed / "pipeline")
+    # Two uninterrupted CPU runs already differ by up to ~1e-5 in a few weights (float rounding that Adam's
+    # m/√v turns into a share of the learning rate where a gradient is near zero). A resume that lost the
+    # optimiser state or the EMA moves weights by about the learning rate (2.5e-3), 25× this tolerance.
     for (name, x), (_, y) in zip(a.local_generators.state_dict().items(), b.local_generators.state_dict().items()):
-        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-7, msg=name)
+        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-4, msg=name)
     assert json.loads((killed / SUMMARY_FILE).read_text())["step"] == 4
 
 
