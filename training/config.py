@@ -130,6 +130,12 @@ class TrainingConfig:
     beta_min: float = 0.0
     """Least β after every generator step (0: no floor). Keeps the density transition at least this wide
     (metres), so that a part just inside the body still gets gradients."""
+    coverage_floor: float = 0.0
+    """Least share of the picture each part keeps in a generated batch, as a fraction of its share in the
+    real batch (0: no floor; :func:`training.losses.coverage_floor_loss`). The loss is zero above the
+    floor; below it, it pulls a vanishing part back out before it loses its gradients."""
+    coverage_floor_weight: float = 1.0
+    """Weight of the coverage-floor loss."""
     ema_kimg: float = 2.5
     """Half-life of the generator EMA in thousands of images."""
     ema_rampup: Optional[float] = 0.05
@@ -207,6 +213,8 @@ class TrainingConfig:
         for name in ("r1_gamma", "eikonal_weight", "density_tv_weight", "upsampling_loss_weight", "blur_sigma", "blur_fade_kimg", "ema_kimg"):
             number(name)
         number("augment_probability", maximum=1.0)
+        number("coverage_floor", maximum=1.0)
+        number("coverage_floor_weight")
         number("face_crop_fraction", strict=True, maximum=1.0)
         if self.ema_rampup is not None:
             number("ema_rampup", strict=True)

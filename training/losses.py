@@ -255,6 +255,41 @@ def upsampling_loss(
     return total
 
 
+COVERAGE_EPS: float = 1e-3
+"""Added to a part's real share before dividing by it in :func:`coverage_floor_loss` (a share of the window)."""
+
+
+def coverage_floor_loss(fake_masks: torch.Tensor, real_masks: torch.Tensor, fraction: float) -> torch.Tensor:
+    r"""How far each part's generated share of the picture falls below ``fraction`` of its real share,
+    relative to that floor, averaged over the parts (docs/method.md §6)::
+
+        c_k = mean(fake_masks[:, k]),  r_k = mean(real_masks[:, k])
+        loss = mean_k relu(f·r_k − c_k) / (f·r_k + ε)
+
+    It is zero while every part the real batch shows covers at least ``fraction`` of its real share in the
+    generated batch, so it leaves the adversarial game alone until a part is about to vanish: a part that
+    sinks into the body loses its density and with it every adversarial gradient, and would not come back.
+
+    Parameters:
+        fake_masks (`torch.Tensor`): ``(B, K, H, W)`` generated part masks (differentiable).
+        real_masks (`torch.Tensor`): ``(B', K, H, W)`` real part masks of the same window.
+        fraction (`float`): ``f`` in [0, 1], the floor as a share of the real share.
+
+    Returns:
+        Scalar loss in [0, 1].
+    """
+    for name, value in (("fake_masks", fake_masks), ("real_masks", real_masks)):
+        if not isinstance(value, torch.Tensor) or value.ndim != 4:
+            raise ValueError(f"`{name}` must be a (B, K, H, W) tensor, got {getattr(value, 'shape', type(value).__name__)}.")
+    if fake_masks.shape[1:] != real_masks.shape[1:]:
+        raise ValueError(f"`real_masks` parts and size {tuple(real_masks.shape[1:])} must match `fake_masks` {tuple(fake_masks.shape[1:])}.")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+        raise ValueError(f"`fraction` must be a number in [0, 1], got {fraction!r}.")
+    floor = fraction * real_masks.detach().to(fake_masks.dtype).mean(dim=(0, 2, 3))  # (K,)
+    generated = fake_masks.mean(dim=(0, 2, 3))
+    return (F.relu(floor - generated) / (floor + COVERAGE_EPS)).mean()
+
+
 def lazy_adam_hyperparameters(lr: float, betas: Sequence[float], interval: Optional[int]) -> tuple[float, tuple[float, ...]]:
     r"""Adam settings corrected for lazy regularisation (StyleGAN2).
 

@@ -51,6 +51,7 @@ from .warm_start import WarmStartResult, warm_start
 from .config import TrainingConfig
 from .discriminators import FACE_IMAGE, FACE_NORMAL, IMAGE, NORMAL, SEMANTIC, DiscriminatorSet, discriminator_inputs
 from .losses import (
+    coverage_floor_loss,
     density_tv_loss,
     discriminator_loss,
     eikonal_loss,
@@ -496,6 +497,11 @@ class Trainer:
                 up = upsampling_loss({k: low[v] for k, v in keys.items()}, {k: high[v] for k, v in keys.items()}, config.upsampling_loss_weight)
                 g_loss = g_loss + up
                 logs["loss/upsampling"] = up.item()
+            if config.coverage_floor > 0 and config.coverage_floor_weight > 0:
+                c0, c1 = self.judge.columns
+                floor = coverage_floor_loss(fake.masks, real["masks"][..., c0:c1], config.coverage_floor)
+                g_loss = g_loss + config.coverage_floor_weight * floor
+                logs["loss/coverage_floor"] = floor.item()
             if config.reg_interval and step % config.reg_interval == 0 and (config.eikonal_weight or config.density_tv_weight):
                 planes = fake.triplanes.planes if self.stage == 1 else fake.hr_planes
                 points = self.G_plain.shell_points(batch, config.reg_points, generator=rng).to(self.device)
@@ -534,7 +540,7 @@ class Trainer:
 
         # Each part's share of the judged window (mean mask weight), generated and real: a part the
         # generator drops or lets spread over the body shows at once.
-        c0, c1 = self.columns
+        c0, c1 = self.judge.columns
         for name, masks in (("fake", fake.masks), ("real", real["masks"][..., c0:c1])):
             for part, share in zip(PARTS, masks.detach().mean(dim=(0, 2, 3)).tolist()):
                 logs[f"coverage/{name}/{part}"] = share
