@@ -94,7 +94,7 @@ def test_config_rejects_unknown_keys_and_bad_values(tmp_path):
         load_config(TINY1, ["data_dir"])
     with pytest.raises(FileNotFoundError, match="--config"):
         load_config(tmp_path / "missing.yaml", ["data_dir=x"])
-    for bad in ("beta_lr=0", "beta_min=-0.01"):
+    for bad in ("beta_lr=0", "beta_min=-0.01", "coverage_floor=1.5", "coverage_floor_weight=-1"):
         with pytest.raises(ValueError, match=bad.split("=")[0]):
             load_config(TINY1, ["data_dir=x", bad])
     config = load_config(TINY1, ["data_dir=x", "crop_width=8", "ema_rampup=null", "beta_lr=1e-4"])
@@ -104,13 +104,26 @@ def test_config_rejects_unknown_keys_and_bad_values(tmp_path):
 def test_beta_has_its_own_learning_rate_and_floor(tmp_path, dataset):
     """A generator step moves β by about `beta_lr` (Adam), not `g_lr`; `beta_min` floors it."""
     slow = _trainer(TINY1, tmp_path / "slow", f"data_dir={dataset}", "beta_lr=1e-6")
-    before = float(slow.trained_beta)
+    before = float(slow.trained_beta.detach())
     slow.train_step()
     assert 0 < abs(float(slow.trained_beta) - before) <= 2e-6
     assert slow.g_optimizer.param_groups[1]["params"][0] is slow.trained_beta
     floored = _trainer(TINY1, tmp_path / "floor", f"data_dir={dataset}", "beta_min=0.3")
     floored.train_step()
     assert float(floored.trained_beta) == pytest.approx(0.3)
+
+
+def test_coverage_floor_is_taken_on_the_judged_window(tmp_path, dataset):
+    """The step's floor loss is the one its logged part coverages (generated and real) imply."""
+    from training.losses import COVERAGE_EPS
+
+    trainer = _trainer(TINY1, tmp_path, f"data_dir={dataset}", "coverage_floor=1.0")
+    logs = trainer.train_step()
+    fake = torch.tensor([logs[f"coverage/fake/{part}"] for part in PARTS])
+    real = torch.tensor([logs[f"coverage/real/{part}"] for part in PARTS])
+    expected = ((real - fake).clamp_min(0) / (real + COVERAGE_EPS)).mean()
+    assert logs["loss/coverage_floor"] == pytest.approx(expected.item(), rel=1e-4, abs=1e-7)
+    assert "loss/coverage_floor" not in _trainer(TINY1, tmp_path / "off", f"data_dir={dataset}").train_step()
 
 
 def test_bad_datasets_and_pipelines_fail_before_training(tmp_path, dataset):

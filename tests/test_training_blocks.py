@@ -18,6 +18,8 @@ from training.discriminators import (
     mbstd_group,
 )
 from training.losses import (
+    COVERAGE_EPS,
+    coverage_floor_loss,
     density_tv_loss,
     discriminator_loss,
     eikonal_loss,
@@ -187,6 +189,23 @@ def test_upsampling_loss():
     assert torch.allclose(upsampling_loss(lr_trained, {"image": hr_image}, weight={"image": 2.0}), torch.tensor(1.0))
 
 
+def test_coverage_floor_is_a_hinge_on_each_parts_share():
+    real = torch.zeros(2, 3, 4, 4)
+    real[:, 0, :2] = 1  # part 0 covers half the window, part 1 an eighth, part 2 nothing
+    real[:, 1, 2, :2] = 1
+    fake = torch.zeros(2, 3, 4, 4)
+    fake[:, 0, :1] = 1  # a quarter: exactly half of part 0's real share
+    fake = fake.requires_grad_()
+    loss = coverage_floor_loss(fake, real, 0.5)
+    floor = 0.5 * 0.125  # part 1 is missing altogether
+    assert loss.item() == pytest.approx(floor / (floor + COVERAGE_EPS) / 3)
+    loss.backward()
+    assert fake.grad[:, 0].abs().sum() == 0 and fake.grad[:, 2].abs().sum() == 0  # at or above their floor
+    assert (fake.grad[:, 1] < 0).all()  # raising part 1 anywhere lowers the loss
+    assert coverage_floor_loss(fake, real, 0.0).item() == 0
+    assert coverage_floor_loss(real, real, 1.0).item() == 0
+
+
 def test_lazy_adam_hyperparameters():
     lr, betas = lazy_adam_hyperparameters(0.002, (0.0, 0.99), 16)
     assert lr == pytest.approx(0.002 * 16 / 17)
@@ -299,6 +318,9 @@ def test_translation_keeps_the_pictures_of_a_sample_aligned():
         (lambda: density_tv_loss(torch.zeros(3), torch.zeros(4)), "jittered_values"),
         (lambda: upsampling_loss({"image": torch.zeros(1, 3, 8, 8)}, {"image": torch.zeros(1, 3, 4, 4)}), "hr"),
         (lambda: upsampling_loss({"depth": torch.zeros(1, 1, 8, 8)}, {"depth": torch.zeros(1, 1, 8, 8)}), "lr"),
+        (lambda: coverage_floor_loss(torch.zeros(1, 6, 8, 8), torch.zeros(1, 6, 8, 8), 1.5), "fraction"),
+        (lambda: coverage_floor_loss(torch.zeros(1, 6, 8, 8), torch.zeros(1, 6, 8, 4), 0.5), "real_masks"),
+        (lambda: coverage_floor_loss(torch.zeros(6, 8, 8), torch.zeros(1, 6, 8, 8), 0.5), "fake_masks"),
         (lambda: lazy_adam_hyperparameters(0.002, (0.0, 1.5), 16), "betas"),
         (lambda: ema_beta(0, 10.0, None, 0), "batch_size"),
         (lambda: update_ema(nn.Linear(2, 2), nn.Linear(2, 2), 1.5), "beta"),
