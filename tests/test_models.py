@@ -20,7 +20,7 @@ from semantichuman_hd.models import (
 )
 from semantichuman_hd.models.local_generators import BETA_INIT
 from semantichuman_hd.models.stylegan2 import DEMODULATION_EPS, GroupedModulatedConv2d
-from semantichuman_hd.models.triplane import count_decoder_queries, sample_triplane_pairs
+from semantichuman_hd.models.triplane import count_decoder_queries, sample_triplane_pairs, texel_major
 from semantichuman_hd.parts import NUM_PARTS
 from semantichuman_hd.presets import PRESETS, get_preset
 
@@ -133,14 +133,28 @@ def test_triplane_planes_are_xy_xz_yz(use_pairs):
         torch.testing.assert_close(features * 3, points[0][:, list(axes)], atol=1e-12, rtol=0)
 
 
+def test_synthesized_planes_are_texel_major(models):
+    """Both synthesis networks store their planes channels last, so every chunk of a render reads the
+    texel table as a view (no copy of the whole table per chunk)."""
+    mapper, generators, super_resolution = models
+    _, ws = _ws(mapper)
+    lr = generators.synthesize(ws)
+    hr = super_resolution.synthesize(lr, ws)
+    for planes in (lr.planes, hr):
+        assert torch.equal(texel_major(planes), planes)
+        assert planes.permute(0, 1, 2, 4, 5, 3).is_contiguous()
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "texel_major"])
 @pytest.mark.parametrize("queries", [40, 3000])  # fewer and more queries than the 1152 texels
-def test_triplane_pairs_match_grid_sample_in_values_and_gradients(queries):
+def test_triplane_pairs_match_grid_sample_in_values_and_gradients(queries, layout):
     rng = torch.Generator().manual_seed(0)
     planes = torch.randn(2, 3, 3, 4, 8, 8, generator=rng, dtype=torch.float64, requires_grad=True)
     points = ((torch.rand(queries, 3, generator=rng, dtype=torch.float64) * 2.2 - 1.1)).requires_grad_(True)
     batch_index = torch.randint(0, 2, (queries,), generator=rng)
     part_index = torch.randint(0, 3, (queries,), generator=rng)
-    pairs = sample_triplane_pairs(planes, batch_index, part_index, points)
+    stored = texel_major(planes) if layout == "texel_major" else planes
+    pairs = sample_triplane_pairs(stored, batch_index, part_index, points)
     dense = sample_triplanes(planes, points.expand(2, -1, -1))[batch_index, torch.arange(queries), part_index]
     torch.testing.assert_close(pairs, dense, atol=1e-12, rtol=0)
     upstream = torch.randn(queries, 4, generator=rng, dtype=torch.float64)

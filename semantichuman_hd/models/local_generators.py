@@ -13,7 +13,7 @@ from ..checks import check_choice
 from ..parts import NUM_PARTS
 from .stylegan2 import NOISE_MODES, SynthesisBlock, block_channels
 from .synthesis import FIRST_BLOCK_RESOLUTION, TriplaneOutput, check_ws, run_blocks, synthesis_resolutions
-from .triplane import NUM_PLANES, PartDecoders, TriplaneDecoding, check_triplane_config
+from .triplane import NUM_PLANES, PartDecoders, TriplaneDecoding, check_triplane_config, texel_major
 
 __all__ = [
     "BETA_INIT",
@@ -116,7 +116,7 @@ class LocalGenerators(TriplaneDecoding, ModelMixin, ConfigMixin):
         check_choice(noise_mode, NOISE_MODES, "noise_mode")
         x, img = run_blocks(self.blocks, None, None, ws.to(self.beta.dtype), noise_mode, generator)
         batch, parts, _, height, width = img.shape
-        planes = img.reshape(batch, parts, NUM_PLANES, config.plane_channels, height, width)
+        planes = texel_major(img.reshape(batch, parts, NUM_PLANES, config.plane_channels, height, width))
         return TriplaneOutput(planes=planes, features=x)
 
     def forward(

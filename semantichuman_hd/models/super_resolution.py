@@ -19,7 +19,7 @@ from ..checks import check_choice, check_positive_int
 from .local_generators import BETA_INIT, DEFAULT_BOX_CENTER, DEFAULT_BOX_WARP, DEFAULT_DECODER_HIDDEN, LocalGenerators
 from .stylegan2 import NOISE_MODES, UPSAMPLE_FACTOR, SynthesisBlock, block_channels
 from .synthesis import TriplaneOutput, check_ws, run_blocks, synthesis_resolutions
-from .triplane import NUM_PLANES, PartDecoders, TriplaneDecoding, check_triplane_config
+from .triplane import NUM_PLANES, PartDecoders, TriplaneDecoding, check_triplane_config, texel_major
 
 SR_SCALE: int = 4
 """Resolution factor of the high-resolution tri-planes over the low-resolution ones (256² → 1024²)."""
@@ -144,7 +144,7 @@ class SuperResolution3D(TriplaneDecoding, ModelMixin, ConfigMixin):
         codes = ws[:, :, -1:].expand(-1, -1, self.num_ws, -1).to(self.beta.dtype)
         skip = planes.reshape(batch, parts, NUM_PLANES * config.plane_channels, size, size).to(self.beta.dtype)
         _, img = run_blocks(self.blocks, features.to(self.beta.dtype), skip, codes, noise_mode, generator)
-        return img.reshape(batch, parts, NUM_PLANES, config.plane_channels, *img.shape[-2:])
+        return texel_major(img.reshape(batch, parts, NUM_PLANES, config.plane_channels, *img.shape[-2:]))
 
     def forward(
         self,

@@ -121,6 +121,13 @@ def sample_triplanes(planes: torch.Tensor, points: torch.Tensor, part_mask: Opti
     return sampled.permute(0, 3, 1, 2)
 
 
+def texel_major(planes: torch.Tensor) -> torch.Tensor:
+    """``planes (B, K, 3, C, H, W)`` with the same values and shape, stored channels last (the C features
+    of a texel side by side in memory). :func:`sample_triplane_pairs` then reads the texel table as a view
+    instead of copying the whole table at every call (a renderer calls it once per chunk of rays)."""
+    return planes.permute(0, 1, 2, 4, 5, 3).contiguous().permute(0, 1, 2, 5, 3, 4)
+
+
 def sample_triplane_pairs(
     planes: torch.Tensor, batch_index: torch.Tensor, part_index: torch.Tensor, points: torch.Tensor
 ) -> torch.Tensor:
@@ -140,7 +147,7 @@ def sample_triplane_pairs(
         ``(Q, C)`` features.
     """
     batch, parts, _, channels, height, width = planes.shape
-    # Channels last so that one gather reads the C features of a texel.
+    # Channels last so that one gather reads the C features of a texel (a view for `texel_major` planes).
     texels = planes.permute(0, 1, 2, 4, 5, 3).reshape(-1, channels)  # (B·K·3·H·W, C)
     image = (batch_index * parts + part_index) * NUM_PLANES  # (Q,) index of the query's plane 0
     uv = _project(points.to(planes.dtype))  # (Q, 3, 2)
