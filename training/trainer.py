@@ -477,6 +477,8 @@ class Trainer:
         real = self.data.batch(self.batch_indices(self.state.batches), self.device)
         labels = real["labels"]
         batch = labels.shape[0]
+        c0, c1 = self.judge.columns
+        real_masks = real["masks"][..., c0:c1]  # the judged window, as the generated masks
         z = torch.randn(batch, 1, self.G_plain.mapper.config.z_dim, generator=rng).expand(-1, NUM_PARTS, -1).to(self.device)
         sigma = blur_sigma(self.state.images_seen, config.blur_fade_kimg, config.blur_sigma) if config.blur_fade_kimg > 0 else 0.0
         logs: dict[str, float] = {}
@@ -498,8 +500,7 @@ class Trainer:
                 g_loss = g_loss + up
                 logs["loss/upsampling"] = up.item()
             if config.coverage_floor > 0 and config.coverage_floor_weight > 0:
-                c0, c1 = self.judge.columns
-                floor = coverage_floor_loss(fake.masks, real["masks"][..., c0:c1], config.coverage_floor)
+                floor = coverage_floor_loss(fake.masks, real_masks, config.coverage_floor)
                 g_loss = g_loss + config.coverage_floor_weight * floor
                 logs["loss/coverage_floor"] = floor.item()
             if config.reg_interval and step % config.reg_interval == 0 and (config.eikonal_weight or config.density_tv_weight):
@@ -540,8 +541,7 @@ class Trainer:
 
         # Each part's share of the judged window (mean mask weight), generated and real: a part the
         # generator drops or lets spread over the body shows at once.
-        c0, c1 = self.judge.columns
-        for name, masks in (("fake", fake.masks), ("real", real["masks"][..., c0:c1])):
+        for name, masks in (("fake", fake.masks), ("real", real_masks)):
             for part, share in zip(PARTS, masks.detach().mean(dim=(0, 2, 3)).tolist()):
                 logs[f"coverage/{name}/{part}"] = share
         logs["logits/real"] = torch.stack([v.mean() for v in real_logits.values()]).mean().item()
