@@ -121,9 +121,10 @@ def disentanglement(
     renders cover the pixel at least :data:`DEPTH_ALPHA_THRESHOLD` (it is a mean over the pixel's alpha,
     meaningless where that vanishes). Low resolution.
 
-    Outside its masks a part can still move a pixel by about its weight there (its colour, and the light
-    it takes from what lies behind), so a volume-rendered model scores at most about
-    ``2 * MASK_THRESHOLD`` on the image outside, not zero.
+    Outside its masks a part can still move a pixel a little: by about its weight there (its colour, and
+    the light it takes from what lies behind), and through the importance samples, which follow every
+    part's density, so a swap re-places the samples of the other parts' surfaces. The mean change outside
+    is what measures disentanglement; the maximum shows these few pixels.
 
     A perfectly disentangled model changes nothing outside the part. Each composition in
     ``compositions`` is measured (``"sum_density"``, the paper's, and the ``"sum_sdf"`` ablation), the
