@@ -80,6 +80,34 @@ MODEL_CARD_TAGS: tuple[str, ...] = ("3d-human-generation", "semantic-disentangle
 MODEL_CARD_LICENSE: str = "apache-2.0"
 """Licence of the model card (the project's, as in ``model_card.md``)."""
 
+BUNDLED_MODEL_DIR: Path = Path(__file__).resolve().parent / "checkpoints" / "demo"
+"""The trained ``demo`` checkpoint shipped inside the package (the project's ``model_card.md`` describes
+it): what ``SemanticHumanPipeline.from_pretrained()`` with no argument, the command line and the Space
+load by default, offline."""
+
+BUNDLED_VARIANT: str = "fp16"
+"""Weights variant of the bundled checkpoint: fp16 safetensors (``*.fp16.safetensors``), loaded into
+float32 models (geometry runs in full precision, :mod:`semantichuman_hd.precision`)."""
+
+BUNDLED_MAX_BYTES: int = 25_000_000
+"""Most bytes the bundled checkpoint's files may take together (the installed package stays small)."""
+
+
+def bundled_model_folder() -> Path:
+    """:data:`BUNDLED_MODEL_DIR`, if this installation has it.
+
+    Raises:
+        FileNotFoundError: when the folder has no ``model_index.json`` (an installation from which the
+            bundled weights were removed); names the folder and the alternatives.
+    """
+    if not (BUNDLED_MODEL_DIR / PIPELINE_INDEX).is_file():
+        raise FileNotFoundError(
+            f"the bundled demo checkpoint is missing from this installation ({BUNDLED_MODEL_DIR} has no {PIPELINE_INDEX}); "
+            "reinstall the package, pass a pipeline folder or Hub repo id, or use SemanticHumanPipeline.from_preset('demo') for random weights."
+        )
+    return BUNDLED_MODEL_DIR
+
+
 REJECTED_LOADING_OPTIONS: Mapping[str, str] = {
     "custom_pipeline": "the pipeline class is SemanticHumanPipeline itself",
     "trust_remote_code": "no code is imported from a repository",

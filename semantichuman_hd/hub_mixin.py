@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 
 from .hub import (
+    BUNDLED_VARIANT,
+    bundled_model_folder,
     check_safe_serialization,
     finish_pipeline_folder,
     prepare_pretrained_folder,
@@ -22,8 +24,11 @@ class SemanticHubMixin:
     (``class P(SemanticHubMixin, DiffusionPipeline)``) so that its methods wrap diffusers' ones."""
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
-        """Load from a local folder written by :meth:`save_pretrained`, or from a Hub repo id ``owner/name``.
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike | None = None, **kwargs):
+        """Load from a local folder written by :meth:`save_pretrained`, or from a Hub repo id ``owner/name``;
+        with no argument, the trained ``demo`` checkpoint bundled in the package
+        (:data:`~semantichuman_hd.hub.BUNDLED_MODEL_DIR`: fp16 weights, loaded as float32 unless
+        ``dtype`` says otherwise; no network).
 
         A repo id is fetched with ``huggingface_hub.snapshot_download`` (honouring ``HF_HOME``,
         ``HF_HUB_OFFLINE``, ``cache_dir``, ``revision``, ``token``, ``local_files_only``,
@@ -40,6 +45,12 @@ class SemanticHubMixin:
         ``trust_unverified_weights=True`` is passed. Pickled weights are never loaded
         (``use_safetensors=False`` is refused).
         """
+        if pretrained_model_name_or_path is None:
+            import torch
+
+            pretrained_model_name_or_path = bundled_model_folder()
+            kwargs.setdefault("variant", BUNDLED_VARIANT)
+            kwargs.setdefault("dtype", torch.float32)
         path = prepare_pretrained_folder(cls, pretrained_model_name_or_path, kwargs)
         pipeline = super().from_pretrained(str(path), **kwargs)
         pipeline.register_to_config(_name_or_path=os.fspath(pretrained_model_name_or_path))

@@ -17,10 +17,10 @@ Run ``python spaces/app.py``. Environment:
 
 ``SEMANTICHUMAN_MODEL``
     A pipeline folder or Hub repo id to load with ``SemanticHumanPipeline.from_pretrained`` (default: the
-    bundled demo checkpoint once one exists; until then a randomly initialised ``demo`` preset, which the
-    page says in a banner).
+    demo checkpoint bundled with the package).
 ``SEMANTICHUMAN_PRESET``
-    A randomly initialised preset (``tiny``, ``demo``, ``paper``) instead of a checkpoint.
+    A randomly initialised preset (``tiny``, ``demo``, ``paper``) instead of a checkpoint (the page then
+    says so in a banner).
 ``SEMANTICHUMAN_DEVICE``
     The torch device (default: ``cuda`` when available, else ``cpu``).
 ``SEMANTICHUMAN_CONCURRENCY``
@@ -54,7 +54,7 @@ from semantichuman_hd import NUM_PARTS, PART_COLORS, PARTS, SemanticHumanPipelin
 from semantichuman_hd.body.amass import BUNDLED_MOTIONS, MOTION_DATA_DIR, load_amass
 from semantichuman_hd.body.poses import NAMED_POSES
 from semantichuman_hd.checks import check_choice, check_number_in_range
-from semantichuman_hd.cli._common import DEFAULT_MODEL, FALLBACK_PRESET, PRESET_WEIGHTS_SEED, depth_visualisation
+from semantichuman_hd.cli._common import PRESET_WEIGHTS_SEED, depth_visualisation
 from semantichuman_hd.export import WHOLE_PERSON, save_video
 from semantichuman_hd.presets import PRESETS
 
@@ -65,6 +65,9 @@ MODEL_ENV: str = "SEMANTICHUMAN_MODEL"
 
 PRESET_ENV: str = "SEMANTICHUMAN_PRESET"
 """Environment variable naming a randomly initialised preset to use instead of a checkpoint."""
+
+BUNDLED_MODEL_NAME: str = "the bundled demo checkpoint"
+"""How the page names the checkpoint that ships with the package (loaded when neither variable is set)."""
 
 DEVICE_ENV: str = "SEMANTICHUMAN_DEVICE"
 """Environment variable naming the torch device."""
@@ -237,9 +240,11 @@ class LoadedModel:
 
     pipeline: SemanticHumanPipeline
     name: str
-    """The folder, repo id or ``preset NAME`` it came from."""
+    """The folder, repo id, ``preset NAME`` or :data:`BUNDLED_MODEL_NAME` it came from."""
     random_weights: bool
     """True for a randomly initialised preset (the page then shows a warning)."""
+    cli_arguments: str
+    """The ``semantichuman-hd`` model arguments that load the same model (empty for the bundled one)."""
 
 
 def default_device() -> str:
@@ -250,24 +255,24 @@ def default_device() -> str:
 def load_model(model: str | None = None, preset: str | None = None, device: str | None = None) -> LoadedModel:
     """The pipeline named by ``model`` (a folder or Hub repo id) or ``preset`` (random weights).
 
-    With neither: the bundled demo checkpoint when there is one, else a randomly initialised
-    ``demo`` preset. Raises ``ValueError`` for both at once, an unknown preset or a model that cannot
-    be loaded.
+    With neither: the demo checkpoint bundled with the package. Raises ``ValueError`` for both at once,
+    an unknown preset or a model that cannot be loaded.
     """
     if model and preset:
         raise ValueError(f"set {MODEL_ENV} or {PRESET_ENV}, not both (got {model!r} and {preset!r}).")
     if preset is not None and preset not in PRESETS:
         raise ValueError(f"{PRESET_ENV} must be one of {sorted(PRESETS)}, got {preset!r}.")
-    model = model or (None if preset else DEFAULT_MODEL)
-    if model:
-        try:
-            pipe = SemanticHumanPipeline.from_pretrained(model)
-        except (ValueError, OSError) as error:
-            raise ValueError(f"{MODEL_ENV}={model!r} could not be loaded as a SemanticHumanPipeline: {error}") from error
-        loaded = LoadedModel(pipe, str(model), random_weights=False)
+    if preset:
+        pipe = SemanticHumanPipeline.from_preset(preset, seed=PRESET_WEIGHTS_SEED)
+        loaded = LoadedModel(pipe, f"preset {preset}", random_weights=True, cli_arguments=f"--preset {preset}")
     else:
-        preset = preset or FALLBACK_PRESET
-        loaded = LoadedModel(SemanticHumanPipeline.from_preset(preset, seed=PRESET_WEIGHTS_SEED), f"preset {preset}", random_weights=True)
+        try:
+            pipe = SemanticHumanPipeline.from_pretrained(model or None)
+        except (ValueError, OSError) as error:
+            what = f"{MODEL_ENV}={model!r}" if model else BUNDLED_MODEL_NAME
+            raise ValueError(f"{what} could not be loaded as a SemanticHumanPipeline: {error}") from error
+        name, arguments = (str(model), f"--model {shlex.quote(str(model))}") if model else (BUNDLED_MODEL_NAME, "")
+        loaded = LoadedModel(pipe, name, random_weights=False, cli_arguments=arguments)
     loaded.pipeline.to(device or default_device())
     return loaded
 
@@ -453,9 +458,9 @@ class SemanticHumanSpace:
         equal seeds and a named pose."""
         if len(set(part_seeds)) != 1 or pose == MOTION_POSE:
             return None
-        model = f"--preset {self.model.name.removeprefix('preset ')}" if self.model.random_weights else f"--model {shlex.quote(self.model.name)}"
+        model = f"{self.model.cli_arguments} " if self.model.cli_arguments else ""
         return (
-            f"semantichuman-hd generate {model} --seed {part_seeds[0]} --num 1 --pose {pose} --view-angle {view_angle:g} "
+            f"semantichuman-hd generate {model}--seed {part_seeds[0]} --num 1 --pose {pose} --view-angle {view_angle:g} "
             f"--truncation-psi {truncation:g} --resolution {resolution}"
         )
 
@@ -669,9 +674,10 @@ its own generator and its own seed. Generate a person, re-roll or lock single pa
 person B's clothes, move one garment between two people, turn the person around, and download a part as
 a 3D mesh."""
 
-RANDOM_WEIGHTS_WARNING = """⚠️ **No trained checkpoint: this Space runs a randomly initialised `{name}` model.**
+RANDOM_WEIGHTS_WARNING = """⚠️ **This Space runs a randomly initialised `{name}` model** (`{preset_env}` is set).
 Its people are robe-like silhouettes of the posed body in muddy colour, with one flat colour for all
-parts; every control works, but nothing looks like clothing yet. Set `{env}` to a trained pipeline folder or Hub repo id."""
+parts; every control works, but nothing looks like clothing. Unset `{preset_env}` for the bundled demo
+checkpoint, or set `{env}` to a trained pipeline folder or Hub repo id."""
 
 
 def render_concurrency() -> int:
@@ -691,9 +697,9 @@ def build_demo(space: SemanticHumanSpace) -> gr.Blocks:
     with gr.Blocks(title="SemanticHuman-HD", delete_cache=(GRADIO_CACHE_LIFETIME_S, GRADIO_CACHE_LIFETIME_S)) as demo:
         gr.Markdown(INTRO)
         if space.model.random_weights:
-            gr.Markdown(RANDOM_WEIGHTS_WARNING.format(name=space.model.name.removeprefix("preset "), env=MODEL_ENV), elem_id="random-weights-warning")
+            gr.Markdown(RANDOM_WEIGHTS_WARNING.format(name=space.model.name.removeprefix("preset "), env=MODEL_ENV, preset_env=PRESET_ENV), elem_id="random-weights-warning")
         else:
-            gr.Markdown(f"Model: `{space.model.name}`.")
+            gr.Markdown(f"Model: {space.model.name}." if space.model.name == BUNDLED_MODEL_NAME else f"Model: `{space.model.name}`.")
 
         with gr.Row():
             with gr.Column(scale=2, min_width=320):

@@ -136,18 +136,20 @@ def test_try_on_from_latents_files_broadcasts_one_garment_donor(generated, tried
     assert_pictures(tmp_path, "result_", count=2, size=TINY.low_resolution)
 
 
-def test_fallback_without_model_or_preset_warns_loudly(tmp_path, monkeypatch):
-    """No --model and no --preset: the random fallback preset, announced on stderr. (The fallback is the
-    ``demo`` preset; the test swaps in ``tiny`` for speed and also renders at high resolution.)"""
-    from semantichuman_hd.cli import _common
+def test_without_model_or_preset_the_bundled_checkpoint_generates(tmp_path, monkeypatch):
+    """No --model and no --preset: the demo checkpoint bundled with the package, offline, no warning; the
+    printed reproduce command names no model."""
+    from semantichuman_hd.presets import get_preset
 
-    assert _common.DEFAULT_MODEL is None and _common.FALLBACK_PRESET == "demo"
-    monkeypatch.setattr(_common, "FALLBACK_PRESET", "tiny")
-    code, stdout, stderr = run_cli("generate", "--resolution", "high", "--out", tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, stdout, stderr = run_cli("generate", "--out", tmp_path)
     assert code == 0, stderr
-    assert RANDOM_INIT_WARNING in stderr and "'tiny'" in stderr and "--model" in stderr
-    assert_pictures(tmp_path, "", count=1, size=TINY.high_resolution)
-    assert "--preset tiny" in stdout and "--resolution high" in stdout  # the printed reproduce command
+    assert RANDOM_INIT_WARNING not in stderr
+    assert_pictures(tmp_path, "", count=1, size=get_preset("demo").low_resolution)
+    reproduce = next(line for line in stdout.splitlines() if "reproduce:" in line)
+    assert "--model" not in reproduce and "--preset" not in reproduce and "--resolution low" in reproduce
+    with safe_open(tmp_path / "latents.safetensors", "pt") as handle:
+        assert handle.metadata()["model"] == "the bundled demo checkpoint"
 
 
 def test_parse_parts():

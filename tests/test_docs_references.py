@@ -93,3 +93,10 @@ def test_no_reference_to_documents_outside_the_repository(name):
         if name in line
     ]
     assert not hits, hits
+
+
+@pytest.mark.parametrize("name", ["README.md", "model_card.md", "spaces/README.md", "training/README.md"])
+def test_no_unfilled_placeholders(name):
+    """Measured figures are written into the documents; a ``@@NAME@@`` placeholder must never ship."""
+    text = (REPO / name).read_text(encoding="utf-8")
+    assert not re.findall(r"@@\w+@@", text), sorted(set(re.findall(r"@@\w+@@", text)))

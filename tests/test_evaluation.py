@@ -57,11 +57,13 @@ def test_disentanglement_is_zero_outside_the_part_for_summed_densities_only(pipe
     scores = disentanglement(pipe, num_pairs=1, seed=0, parts=["tops"])
     assert pipe.config.composition == "sum_density", "the pipeline's setting is restored"
     ours, ablation = scores["sum_density"]["overall"], scores["sum_sdf"]["overall"]
-    for quantity in ("image", "depth", "normals"):
+    for quantity in ("image", "normals"):
         assert ours["outside"][quantity]["max"] <= 1e-5, quantity
         assert ours["outside"][quantity]["pixels"] > 0
+    # Depth is compared only where both renders are opaque, and each part of a random model covers every
+    # opaque pixel, so there may be none outside tops (the bundled checkpoint's test measures depth).
+    assert ours["outside"]["depth"]["pixels"] == 0 or ours["outside"]["depth"]["max"] <= 1e-5
     assert ablation["outside"]["image"]["max"] > 5e-4
-    assert ablation["outside"]["depth"]["max"] > 1e-4
     assert ablation["outside"]["image"]["mean"] > 100 * max(ours["outside"]["image"]["mean"], 1e-9)
     for composition in ("sum_density", "sum_sdf"):
         assert scores[composition]["overall"]["inside"]["image"]["max"] > 1e-3, "the swap must change the part itself"

@@ -18,6 +18,7 @@ import torch
 gr = pytest.importorskip("gradio", reason="the Space needs the [space] extra: pip install -e '.[space]'")
 
 from semantichuman_hd.parts import NUM_PARTS, PARTS  # noqa: E402
+from semantichuman_hd.hub import BUNDLED_MODEL_DIR  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 32
@@ -253,17 +254,18 @@ def test_model_choice(app, monkeypatch):
         app.load_model(preset="huge")
     with pytest.raises(ValueError, match="could not be loaded as a SemanticHumanPipeline"):
         app.load_model(model=str(ROOT / "docs"))
-    monkeypatch.setattr(app, "DEFAULT_MODEL", None)
-    model = app.load_model(device="cpu")
-    assert model.random_weights and model.name == f"preset {app.FALLBACK_PRESET}"
+    bundled = app.load_model(device="cpu")  # neither variable: the checkpoint bundled with the package
+    assert not bundled.random_weights and bundled.name == app.BUNDLED_MODEL_NAME and bundled.cli_arguments == ""
+    assert bundled.pipeline.config._name_or_path == str(BUNDLED_MODEL_DIR)
+    preset = app.load_model(preset="tiny", device="cpu")
+    assert preset.random_weights and preset.cli_arguments == "--preset tiny"
 
 
-def test_a_checkpoint_is_the_default_once_it_exists_and_loads_once(app, space, tmp_path, monkeypatch):
+def test_a_checkpoint_folder_from_the_environment_loads_once(app, space, tmp_path, monkeypatch):
     folder = tmp_path / "checkpoint"
     space.pipe.save_pretrained(folder)
-    monkeypatch.setattr(app, "DEFAULT_MODEL", str(folder))
-    model = app.load_model(device="cpu")
-    assert not model.random_weights and model.name == str(folder)
+    model = app.load_model(model=str(folder), device="cpu")
+    assert not model.random_weights and model.name == str(folder) and model.cli_arguments == f"--model {folder}"
     state = space.pipe.mapper.state_dict()
     assert all(torch.equal(value, state[key]) for key, value in model.pipeline.mapper.state_dict().items())
     config = app.build_demo(app.SemanticHumanSpace(model, space.files)).get_config_file()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -13,13 +12,6 @@ import numpy as np
 import torch
 
 from ..checks import check_finite_number
-
-DEFAULT_MODEL: str | None = None
-"""The bundled demo checkpoint (a folder or repo id) once it exists; until then ``None``: commands fall
-back to a seeded, randomly initialised ``demo`` preset and say so loudly."""
-
-FALLBACK_PRESET: str = "demo"
-"""Preset used when no ``--model`` is given and no demo checkpoint exists."""
 
 PRESET_WEIGHTS_SEED: int = 0
 """Seed of a ``--preset``'s random weights. Fixed, so a preset is one model like a checkpoint: ``--seed``
@@ -170,9 +162,8 @@ def configure_pipeline_progress(pipe, args: argparse.Namespace, label: str) -> N
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """``--model``, ``--preset``, ``--seed``, ``--device``, ``--truncation-psi``, ``--resolution``."""
-    default = f"a randomly initialised {FALLBACK_PRESET!r} preset, with a warning" if DEFAULT_MODEL is None else DEFAULT_MODEL
-    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"pipeline folder or Hub repo id (default: {default})")
-    parser.add_argument("--preset", default=None, help="randomly initialised preset instead of --model (tiny, demo, paper)")
+    parser.add_argument("--model", default=None, help="pipeline folder or Hub repo id (default: the demo checkpoint bundled with the package)")
+    parser.add_argument("--preset", default=None, help="randomly initialised preset instead of a checkpoint (tiny, demo, paper)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the latents (default: 0)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--truncation-psi", type=float, default=None, help="truncation toward the average codes (default: the model's)")
@@ -196,9 +187,9 @@ def check_device(name: str, argument: str = "--device") -> torch.device:
 def load_pipeline(args: argparse.Namespace):
     """The pipeline named by ``--model`` / ``--preset``, on ``--device``.
 
-    Without either, a randomly initialised :data:`FALLBACK_PRESET` with a loud warning. Raises
-    ``ValueError`` naming the argument for an unknown preset, a ``--model`` that cannot be loaded, an
-    unusable ``--device`` or a non-finite ``--truncation-psi``.
+    Without either, the demo checkpoint bundled with the package (offline). Raises ``ValueError``
+    naming the argument for an unknown preset, a ``--model`` that cannot be loaded, an unusable
+    ``--device`` or a non-finite ``--truncation-psi``.
     """
     from ..pipelines.pipeline_semantic_human import SemanticHumanPipeline
     from ..presets import PRESETS
@@ -211,30 +202,25 @@ def load_pipeline(args: argparse.Namespace):
     if psi is not None:
         check_finite_number(psi, "--truncation-psi")
     device = check_device(args.device)
-    if args.model is not None:
+    if args.preset is not None:
+        pipe = SemanticHumanPipeline.from_preset(args.preset, seed=PRESET_WEIGHTS_SEED)
+    else:
         try:
             pipe = SemanticHumanPipeline.from_pretrained(args.model)
         except (ValueError, OSError) as error:  # not a pipeline folder, missing files, Hub errors
-            raise ValueError(f"`--model` {args.model!r} could not be loaded as a SemanticHumanPipeline: {error}") from error
-    else:
-        preset = args.preset or FALLBACK_PRESET
-        if args.preset is None:
-            print(
-                "\n" + "!" * 78 + f"\n!! No trained checkpoint: using a RANDOMLY INITIALISED '{preset}' preset.\n"
-                "!! Its people are untrained noise on the body; pass --model FOLDER_OR_REPO_ID for real results.\n" + "!" * 78 + "\n",
-                file=sys.stderr,
-            )
-        pipe = SemanticHumanPipeline.from_preset(preset, seed=PRESET_WEIGHTS_SEED)
+            what = f"`--model` {args.model!r}" if args.model is not None else "the bundled demo checkpoint"
+            raise ValueError(f"{what} could not be loaded as a SemanticHumanPipeline: {error}") from error
     return pipe.to(device)
 
 
 def model_description(args: argparse.Namespace) -> str:
-    """``--model VALUE`` or ``--preset NAME``: the model arguments that rebuild the same pipeline."""
+    """``--model VALUE``, ``--preset NAME`` or nothing (the bundled checkpoint): the model arguments that
+    rebuild the same pipeline."""
     import shlex
 
     if args.model is not None:
         return f"--model {shlex.quote(str(args.model))}"
-    return f"--preset {args.preset or FALLBACK_PRESET}"
+    return f"--preset {args.preset}" if args.preset is not None else ""
 
 
 def generator_for(args: argparse.Namespace) -> torch.Generator:

@@ -99,7 +99,8 @@ def _render(pipe, latents: torch.Tensor, args: argparse.Namespace):
 
 def _settings(args: argparse.Namespace) -> str:
     """The command-line options that, with a latents file, reproduce a result."""
-    options = f"{model_description(args)} --pose {args.pose} --view-angle {args.view_angle:g} --resolution {args.resolution}"
+    options = f"--pose {args.pose} --view-angle {args.view_angle:g} --resolution {args.resolution}"
+    options = f"{model_description(args)} {options}".lstrip()
     if args.truncation_psi is not None:
         options += f" --truncation-psi {args.truncation_psi:g}"
     return options
@@ -108,7 +109,7 @@ def _settings(args: argparse.Namespace) -> str:
 def _metadata(args: argparse.Namespace) -> dict[str, str]:
     """What a latents file records about how its pictures were made."""
     return dict(
-        model=model_description(args),
+        model=model_description(args) or "the bundled demo checkpoint",
         pose=args.pose,
         view_angle_degrees=f"{args.view_angle:g}",
         resolution=args.resolution,

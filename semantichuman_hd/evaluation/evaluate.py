@@ -20,6 +20,7 @@ from .fid import KID_SCALE, KID_SUBSET_SIZE, KID_SUBSETS, MIN_FID_SAMPLES, fid_f
 from .pictures import HEAD_JOINT, face_crops, label_maps
 from .reference import dataset_digest, open_dataset, real_features, reference_part_stats, sample_conditions
 from .structure import (
+    DEPTH_ALPHA_THRESHOLD,
     MASK_THRESHOLD,
     disentanglement,
     guided_sampling_fidelity,
@@ -209,6 +210,7 @@ def evaluate(
             "sizes": asdict(sizes),
             "quick": quick,
             "mask_threshold": MASK_THRESHOLD,
+            "depth_alpha_threshold": DEPTH_ALPHA_THRESHOLD,
             "inception": None if extractor is None else extractor.source,
             "notes": notes,
         },
@@ -333,7 +335,8 @@ def markdown_report(results: dict) -> str:
     if "disentanglement" in results:
         lines += [
             "",
-            f"Disentanglement: change when one part's latent is swapped, outside / inside that part's masks (weight ≥ {settings['mask_threshold']}), mean (max).",
+            f"Disentanglement: change when one part's latent is swapped, outside / inside that part's masks (weight ≥ {settings['mask_threshold']}), "
+            f"mean (max); depth where both renders have alpha ≥ {settings.get('depth_alpha_threshold', DEPTH_ALPHA_THRESHOLD)}.",
             "",
             "| composition | part | image outside | depth outside (m) | normals outside | image inside |",
             "|---|---|---|---|---|---|",

@@ -91,11 +91,16 @@ class _Accumulator:
         return {"mean": self.total / self.count if self.count else None, "max": self.peak if self.count else None, "pixels": self.count}
 
 
-def _changes(first, second) -> dict[str, torch.Tensor]:
+def _changes(first, second) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """``{quantity: (change, measured)}``: the ``(B, H, W)`` absolute change of each map between two
+    renders and where it is measured (depth only where both cover the pixel at least
+    :data:`DEPTH_ALPHA_THRESHOLD`)."""
+    everywhere = torch.ones_like(first.alpha, dtype=torch.bool)
+    covered = (first.alpha >= DEPTH_ALPHA_THRESHOLD) & (second.alpha >= DEPTH_ALPHA_THRESHOLD)
     return {
-        "image": (first.images - second.images).abs().amax(1),
-        "depth": (first.depth - second.depth).abs(),
-        "normals": (first.normals - second.normals).abs().amax(1),
+        "image": ((first.images - second.images).abs().amax(1), everywhere),
+        "depth": ((first.depth - second.depth).abs(), covered),
+        "normals": ((first.normals - second.normals).abs().amax(1), everywhere),
     }
 
 
@@ -112,7 +117,14 @@ def disentanglement(
     """Disentanglement score: for ``num_pairs`` random pairs of people (a, b) and each part k, a is rendered
     with part k's latent swapped for b's; the absolute change of the image (max over RGB), depth (metres)
     and normal picture is measured outside part k's masks (pixels where the part's weight is below
-    :data:`MASK_THRESHOLD` before and after the swap) and inside them. Low resolution.
+    :data:`MASK_THRESHOLD` before and after the swap) and inside them. Depth is compared only where both
+    renders cover the pixel at least :data:`DEPTH_ALPHA_THRESHOLD` (it is a mean over the pixel's alpha,
+    meaningless where that vanishes). Low resolution.
+
+    Outside its masks a part can still move a pixel a little: by about its weight there (its colour, and
+    the light it takes from what lies behind), and through the importance samples, which follow every
+    part's density, so a swap re-places the samples of the other parts' surfaces. The mean change outside
+    is what measures disentanglement; the maximum shows these few pixels.
 
     A perfectly disentangled model changes nothing outside the part. Each composition in
     ``compositions`` is measured (``"sum_density"``, the paper's, and the ``"sum_sdf"`` ablation), the
@@ -155,9 +167,9 @@ def disentanglement(
                     if progress is not None:
                         progress(stop - start)
                     inside = (before.semantic_masks[:, k] >= MASK_THRESHOLD) | (after.semantic_masks[:, k] >= MASK_THRESHOLD)
-                    for quantity, change in _changes(before, after).items():
-                        stats[part]["outside"][quantity].add(change, ~inside)
-                        stats[part]["inside"][quantity].add(change, inside)
+                    for quantity, (change, measured) in _changes(before, after).items():
+                        stats[part]["outside"][quantity].add(change, ~inside & measured)
+                        stats[part]["inside"][quantity].add(change, inside & measured)
         overall = {side: {q: _Accumulator() for q in SWAP_QUANTITIES} for side in ("outside", "inside")}
         for part in parts:
             for side in overall:
