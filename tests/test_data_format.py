@@ -202,7 +202,7 @@ def test_nearest_neighbour_resizing_keeps_only_valid_labels(tmp_path):
         assert values <= {1, 5}
     write_dataset(tmp_path, num=2, width=20, height=24)
     for resolution in (7, 16, 48):
-        dataset = SemanticHumanDataset(tmp_path, resolution=resolution, mirror=True)
+        dataset = SemanticHumanDataset(tmp_path, image_size=resolution, mirror=True)
         for i in range(len(dataset)):
             item = dataset[i]
             assert item["image"].shape == (3, resolution, resolution)
@@ -222,7 +222,7 @@ def test_downsampling_a_uniform_region_keeps_its_label_and_colour(tmp_path):
     segm[8:24, 8:24] = 4
     with DatasetWriter(tmp_path, 32) as writer:
         writer.add("x.png", image, segm, random_camera(rng), random_smpl(rng))
-    item = SemanticHumanDataset(tmp_path, resolution=8)[0]
+    item = SemanticHumanDataset(tmp_path, image_size=8)[0]
     assert torch.equal(item["segm"][2:6, 2:6], torch.full((4, 4), 4))
     assert int((item["segm"] == 4).sum()) == 16
     expected = torch.tensor([10, 200, 30]) / 127.5 - 1
@@ -458,7 +458,10 @@ def test_with_normals_argument(tmp_path):
         SemanticHumanDataset(tmp_path, with_normals=True)
     with pytest.raises(ValueError, match="`with_normals` must be one of"):
         SemanticHumanDataset(tmp_path, with_normals="yes")
-    with pytest.raises(ValueError, match="`resolution` must be a positive integer"):
+    with pytest.raises(ValueError, match="`image_size` must be a positive integer"):
+        SemanticHumanDataset(tmp_path, image_size=0)
+    # The deprecated name still works, warns, and errors name it.
+    with pytest.warns(FutureWarning, match="`resolution` is deprecated"), pytest.raises(ValueError, match="`resolution` must be a positive integer"):
         SemanticHumanDataset(tmp_path, resolution=0)
 
 
