@@ -321,10 +321,10 @@ def _user_errors(function: Callable) -> Callable:
 # -- pictures --------------------------------------------------------------------------------------
 
 
-def depth_picture(depth: np.ndarray) -> PIL.Image.Image:
-    """Depth ``(H, W)`` (0 = background) as the command line's ``depth_vis`` picture: near is bright, the
-    background black."""
-    return PIL.Image.fromarray(depth_visualisation(depth)).convert("RGB")
+def depth_picture(depth: np.ndarray, alpha: np.ndarray) -> PIL.Image.Image:
+    """Depth ``(H, W)`` (0 = background) of a person covering ``alpha (H, W)`` as the command line's
+    ``depth_vis`` picture: near is bright, the background black."""
+    return PIL.Image.fromarray(depth_visualisation(depth, alpha)).convert("RGB")
 
 
 def legend_html() -> str:
@@ -449,7 +449,7 @@ class SemanticHumanSpace:
             masks = out.semantic_masks[i].reshape(NUM_PARTS, -1).sum(-1)
             coverage = masks / max(float(masks.sum()), np.finfo(np.float32).eps)
             pictures.append(
-                Pictures(out.images[i], out.semantic_images[i], out.normals[i], depth_picture(out.depth[i]), dict(zip(PARTS, coverage.tolist())))
+                Pictures(out.images[i], out.semantic_images[i], out.normals[i], depth_picture(out.depth[i], out.alpha[i]), dict(zip(PARTS, coverage.tolist())))
             )
         return pictures
 

@@ -20,6 +20,7 @@ from semantichuman_hd.body.amass import BUNDLED_MOTIONS, MOTION_DATA_DIR, load_a
 from semantichuman_hd.body.walk_cycle import walk_cycle
 from semantichuman_hd.cli import _common, body as body_cli, export as export_cli, generate as generate_cli, main
 from semantichuman_hd.cli._common import DEPTH_VIS_FAR_LEVEL, depth_visualisation, load_latents
+from semantichuman_hd.rendering.compositor import DEPTH_ALPHA_THRESHOLD
 
 SIZE = 4
 """Side of the fake renders."""
@@ -188,6 +189,7 @@ class FakeRender:
             semantic_images=np.ones((count, SIZE, SIZE, 3), np.float32),
             depth=depth,
             normals=np.ones((count, SIZE, SIZE, 3), np.float32),
+            alpha=(depth > 0).astype(np.float32),
             latents=latents.cpu(),
         )
         self.previous = weakref.ref(output)
@@ -246,6 +248,17 @@ def test_depth_visualisation_is_bright_near_and_black_behind():
     assert DEPTH_VIS_FAR_LEVEL < picture[1, 0] < 255
     assert (depth_visualisation(np.zeros((2, 2))) == 0).all()
     assert (depth_visualisation(np.full((2, 2), 3.0)) == 255).all()
+
+
+def test_depth_visualisation_leaves_out_pixels_that_are_not_opaque():
+    """With alpha, faint haze and soft rims (alpha below DEPTH_ALPHA_THRESHOLD) are background and do not
+    stretch the grey scale."""
+    depth = np.array([[0.0, 10.0], [10.5, 20.0]])
+    alpha = np.array([[0.0, 1.0], [0.9, DEPTH_ALPHA_THRESHOLD / 2]])
+    picture = depth_visualisation(depth, alpha)
+    assert picture[1, 1] == 0 and picture[0, 0] == 0
+    assert picture[0, 1] == 255 and picture[1, 0] == DEPTH_VIS_FAR_LEVEL
+    assert (depth_visualisation(depth, np.ones((2, 2))) == depth_visualisation(depth)).all()
 
 
 # -- motions --------------------------------------------------------------------------------------------

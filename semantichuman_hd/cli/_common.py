@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..checks import check_finite_number
+from ..rendering.compositor import DEPTH_ALPHA_THRESHOLD
 
 PRESET_WEIGHTS_SEED: int = 0
 """Seed of a ``--preset``'s random weights. Fixed, so a preset is one model like a checkpoint: ``--seed``
@@ -273,12 +274,16 @@ def load_latents_for(pipe, path: str | Path, argument: str = "--latents", latent
     return pipe.check_latents(latents, argument)
 
 
-def depth_visualisation(depth: np.ndarray) -> np.ndarray:
+def depth_visualisation(depth: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
     """A viewable 8-bit picture ``(H, W)`` of metric ``depth (H, W)`` (0 = background): normalised per
     image over the foreground, near = bright (255), the farthest foreground point
-    :data:`DEPTH_VIS_FAR_LEVEL`, background black."""
+    :data:`DEPTH_VIS_FAR_LEVEL`, background black. With ``alpha (H, W)`` the foreground is only the pixels
+    at least :data:`~semantichuman_hd.rendering.compositor.DEPTH_ALPHA_THRESHOLD` opaque (the faint haze
+    and soft rims around a person have no surface depth)."""
     depth = np.asarray(depth, dtype=np.float64)
     foreground = depth > 0
+    if alpha is not None:
+        foreground &= np.asarray(alpha) >= DEPTH_ALPHA_THRESHOLD
     picture = np.zeros(depth.shape, dtype=np.uint8)
     if not foreground.any():
         return picture
@@ -309,7 +314,7 @@ def write_pictures(output, out_dir: str | Path, prefix: str = "", start: int = 0
             "image": Image.fromarray(to_byte(output.images[i])),
             "semantic": Image.fromarray(to_byte(output.semantic_images[i])),
             "depth": Image.fromarray(np.clip(output.depth[i] * DEPTH_PNG_SCALE, 0, 65535).round().astype(np.uint16)),
-            "depth_vis": Image.fromarray(depth_visualisation(output.depth[i])),
+            "depth_vis": Image.fromarray(depth_visualisation(output.depth[i], output.alpha[i])),
             "normals": Image.fromarray(to_byte(output.normals[i])),
         }
         for name, picture in pictures.items():

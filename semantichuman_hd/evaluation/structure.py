@@ -16,14 +16,11 @@ import numpy as np
 import torch
 
 from ..parts import PARTS
-from ..rendering.compositor import COMPOSITIONS
+from ..rendering.compositor import COMPOSITIONS, DEPTH_ALPHA_THRESHOLD
 from .pictures import downsample, psnr
 
 MASK_THRESHOLD: float = 0.01
 """A pixel belongs to part k's mask where the part's rendered weight is at least this (1 % of the pixel)."""
-
-DEPTH_ALPHA_THRESHOLD: float = 0.5
-"""Depth is compared only where both renders cover the pixel at least this much."""
 
 SWAP_QUANTITIES: tuple[str, ...] = ("image", "depth", "normals")
 """Maps whose change the disentanglement score measures."""

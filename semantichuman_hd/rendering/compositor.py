@@ -35,6 +35,11 @@ DEPTH_EPS: float = 1e-6
 """Depth is ``Σ_s W_s t_s / (alpha + DEPTH_EPS)``: the weighted mean depth where a pixel has any
 opacity, fading to 0 on empty background, with bounded gradients."""
 
+DEPTH_ALPHA_THRESHOLD: float = 0.5
+"""Depth is a surface's depth only where the pixel is at least this opaque: where alpha is smaller it is
+the mean depth of faint density, pulled toward the camera by :data:`DEPTH_EPS`. Depth comparisons and
+depth pictures use only pixels at least this opaque."""
+
 NORMAL_EPS: float = 1e-6
 """Vectors shorter than this are not normalised up to unit length (background normals stay ~0)."""
 
