@@ -6,10 +6,14 @@ step (real and fake, lazy R1 amortised), plus the EMA update. Stage-1 records al
 fidelity: PSNR of the training render against the pipeline's reference render of the same field. Steps are timed with the committed
 configs (``training/configs/{preset}_stage{stage}.yaml``; ``key=value`` overrides after ``--set``) on a
 procedural dataset generated once into ``--data`` (default a cache folder). The first ``--warmup``
-steps are not timed; the timed steps cover one full lazy-regularisation cycle by default. Prints JSON,
-one record per (preset, stage)::
+steps are not timed; the timed steps cover one full lazy-regularisation cycle by default. The steps
+start from the preset's random weights, or with ``--weights bundled`` from the package's trained
+``demo`` checkpoint (stage 1 resumes it through ``init_pipeline``, stage 2 trains on it): a trained
+model's parts are compact, so its renders cost less than a random model's, whose parts fill the whole
+shell; that is the speed of most of a run. Prints JSON, one record per (preset, stage)::
 
     python benchmarks/bench_train.py [--presets demo] [--stages 1 2] [--steps 16] [--device cpu]
+                                     [--weights random|bundled]
                                      [--out benchmarks/results/bench_train_cpu.json] [--set batch_size=8 ...]
 """
 
@@ -90,6 +94,14 @@ def render_fidelity(trainer: Trainer, count: int = 4) -> dict:
     }
 
 
+def bundled_float32_copy(data_root: Path) -> Path:
+    """The bundled ``demo`` checkpoint saved once as a float32 pipeline folder (what training loads)."""
+    folder = data_root / "demo_bundled_pipeline"
+    if not (folder / "model_index.json").is_file():
+        SemanticHumanPipeline.from_pretrained().save_pretrained(folder)
+    return folder
+
+
 def run(preset: str, stage: int, args, data_root: Path, stage1: Path | None) -> dict:
     config_path = REPO / "training" / "configs" / f"{preset}_stage{stage}.yaml"
     probe = load_config(config_path, ["data_dir=x", *(["stage1_pipeline=x"] if stage == 2 else []), *args.set])
@@ -100,6 +112,8 @@ def run(preset: str, stage: int, args, data_root: Path, stage1: Path | None) -> 
         overrides = [f"data_dir={data}", f"output_dir={output}", "logger=none", *args.set]
         if stage == 2:
             overrides.append(f"stage1_pipeline={stage1}")
+        elif args.weights == "bundled":
+            overrides.append(f"init_pipeline={bundled_float32_copy(data_root)}")
         trainer = Trainer(load_config(config_path, overrides))
         device = trainer.device
         fidelity = render_fidelity(trainer) if stage == 1 else None
@@ -127,6 +141,7 @@ def run(preset: str, stage: int, args, data_root: Path, stage1: Path | None) -> 
         "ray_bounds": probe.ray_bounds,
         "r1_interval": probe.r1_interval,
         "reg_interval": probe.reg_interval,
+        "weights": args.weights,
         "overrides": list(args.set),
         "warmup_steps": args.warmup,
         **({"render_fidelity": fidelity} if fidelity else {}),
@@ -143,9 +158,15 @@ def main() -> None:
     parser.add_argument("--data", default=None, help="folder for the benchmark datasets (default: a cache folder)")
     parser.add_argument("--device", default="cpu", help="only 'cpu' or a CUDA device visible to accelerate")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument(
+        "--weights", choices=["random", "bundled"], default="random",
+        help="start from the preset's random weights or from the bundled demo checkpoint (demo only)",
+    )
     parser.add_argument("--set", nargs="*", default=[], metavar="key=value", help="configuration overrides")
     parser.add_argument("--out", default=None, help="also write the JSON report here")
     args = parser.parse_args()
+    if args.weights == "bundled" and args.presets != ["demo"]:
+        parser.error(f"--weights bundled is the demo checkpoint: use it with --presets demo, got {' '.join(args.presets)}")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device == "cpu":
@@ -155,7 +176,9 @@ def main() -> None:
     records = []
     for preset in args.presets:
         stage1 = None
-        if 2 in args.stages:
+        if 2 in args.stages and args.weights == "bundled":
+            stage1 = bundled_float32_copy(data_root)
+        elif 2 in args.stages:
             stage1 = data_root / f"{preset}_stage1_pipeline"
             if not (stage1 / "model_index.json").is_file():
                 SemanticHumanPipeline.from_preset(preset).save_pretrained(stage1)
