@@ -554,10 +554,30 @@ Use the weights with the body model they were trained with.
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
 
 
-def finish_pipeline_folder(folder: str | os.PathLike, pipeline, variant: str | None = None, repo_id: str | None = None) -> None:
-    """After diffusers' ``save_pretrained``: the weights manifest, and a model card if the folder has none
-    (its usage loads ``repo_id``, or else the folder's name, with ``variant``)."""
+SOURCE_PATH_KEY: str = "_name_or_path"
+"""Config key in which diffusers records where a loaded pipeline or model came from: a path of the machine
+that saved it, for a pipeline loaded from a folder. Saved folders leave it out."""
+
+
+def forget_source_paths(folder: str | os.PathLike) -> None:
+    """Drop :data:`SOURCE_PATH_KEY` from ``model_index.json`` and every component's ``config.json`` of a saved
+    pipeline folder, so that a folder (a Hub upload, the bundled checkpoint) names no path of the machine
+    that wrote it. Loading sets the key again, to where the folder is then loaded from."""
     folder = Path(folder)
+    for path in (folder / PIPELINE_INDEX, *sorted(folder.glob("*/config.json"))):
+        if not path.is_file():
+            continue
+        config = json.loads(path.read_text(encoding="utf-8"))
+        if config.pop(SOURCE_PATH_KEY, None) is not None:
+            path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def finish_pipeline_folder(folder: str | os.PathLike, pipeline, variant: str | None = None, repo_id: str | None = None) -> None:
+    """After diffusers' ``save_pretrained``: no source paths in the configs (:func:`forget_source_paths`),
+    the weights manifest, and a model card if the folder has none (its usage loads ``repo_id``, or else the
+    folder's name, with ``variant``)."""
+    folder = Path(folder)
+    forget_source_paths(folder)
     write_weights_manifest(folder)
     if not (folder / MODEL_CARD).exists():
         model_card(pipeline, repo_id or folder.resolve().name, variant=variant).save(folder / MODEL_CARD)

@@ -4,6 +4,7 @@ picture, and a swapped part changes nothing outside its masks)."""
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from safetensors import safe_open
 from semantichuman_hd import SemanticHumanPipeline
 from semantichuman_hd.evaluation.pictures import label_maps
 from semantichuman_hd.evaluation.structure import MASK_THRESHOLD, disentanglement
-from semantichuman_hd.hub import BUNDLED_MAX_BYTES, BUNDLED_MODEL_DIR, BUNDLED_VARIANT, PIPELINE_INDEX, variant_name, WEIGHTS_NAME
+from semantichuman_hd.hub import BUNDLED_MAX_BYTES, BUNDLED_MODEL_DIR, BUNDLED_VARIANT, PIPELINE_INDEX, SOURCE_PATH_KEY, variant_name, WEIGHTS_NAME
 from semantichuman_hd.parts import PARTS
 from semantichuman_hd.presets import get_preset
 
@@ -61,6 +62,9 @@ def test_the_bundled_checkpoint_is_small_fp16_and_the_default(pipe, monkeypatch)
         with safe_open(path, "pt") as handle:
             assert {handle.get_slice(key).get_dtype() for key in handle.keys()} == {"F16"}, path
     assert not [path for path in files if path.suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl")]
+    for path in files:  # no path of the machine that trained it
+        if path.suffix == ".json":
+            assert SOURCE_PATH_KEY not in json.loads(path.read_text()), path
     # Loaded as float32, with the demo preset's architecture, without the network.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     offline = SemanticHumanPipeline.from_pretrained()

@@ -24,6 +24,7 @@ from semantichuman_hd.hub import (
     HUB_ALLOW_PATTERNS,
     MODEL_CARD,
     PIPELINE_INDEX,
+    SOURCE_PATH_KEY,
     WEIGHTS_MANIFEST,
     WEIGHTS_NAME,
     file_sha256,
@@ -186,6 +187,20 @@ def test_save_writes_safetensors_configs_card_and_manifest(pipe, saved):
     card = card.text
     assert 'SemanticHumanPipeline.from_pretrained("tiny-pipeline")' in card
     assert f"{sum(p.numel() for p in pipe.mapper.parameters()):,}" in card
+
+
+def test_a_resaved_folder_names_no_path_of_the_machine_that_wrote_it(reloaded, saved, tmp_path):
+    """diffusers records where a pipeline was loaded from (``_name_or_path``); a folder saved from a loaded
+    pipeline (a training run's export, the bundled checkpoint, a Hub upload) must not carry that path."""
+    assert reloaded.config[SOURCE_PATH_KEY] == str(saved)  # loading records it ...
+    again = tmp_path / "again"
+    reloaded.save_pretrained(again)
+    configs = [again / PIPELINE_INDEX, *sorted(again.glob("*/config.json"))]
+    assert len(configs) == 1 + len(COMPONENTS)
+    for path in configs:  # ... saving leaves it out
+        assert SOURCE_PATH_KEY not in json.loads(path.read_text()), path
+        assert str(saved) not in path.read_text(), path
+    assert SemanticHumanPipeline.from_pretrained(again).config[SOURCE_PATH_KEY] == str(again)
 
 
 def test_reload_has_identical_weights_and_settings(pipe, reloaded):
