@@ -348,6 +348,11 @@ def _read_json(path: Path) -> dict:
     return value
 
 
+def _write_json(path: Path, value: dict) -> None:
+    """``value`` as diffusers writes configs: sorted keys, two-space indent, a final newline."""
+    path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def _check_component_class(index_path: Path, name: str, entry: Any, expected_class: type) -> None:
     """``entry`` must be exactly ``[expected_class.__module__, expected_class.__name__]``.
 
@@ -492,7 +497,7 @@ def write_weights_manifest(folder: str | os.PathLike) -> dict[str, str]:
     """Record the SHA-256 of every ``<component>/*.safetensors`` of ``folder`` in ``weights_sha256.json``."""
     folder = Path(folder)
     checksums = {path.relative_to(folder).as_posix(): file_sha256(path) for path in sorted(folder.glob("*/*.safetensors"))}
-    (folder / WEIGHTS_MANIFEST).write_text(json.dumps({"sha256": checksums}, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    _write_json(folder / WEIGHTS_MANIFEST, {"sha256": checksums})
     return checksums
 
 
@@ -567,9 +572,9 @@ def forget_source_paths(folder: str | os.PathLike) -> None:
     for path in (folder / PIPELINE_INDEX, *sorted(folder.glob("*/config.json"))):
         if not path.is_file():
             continue
-        config = json.loads(path.read_text(encoding="utf-8"))
+        config = _read_json(path)
         if config.pop(SOURCE_PATH_KEY, None) is not None:
-            path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            _write_json(path, config)
 
 
 def finish_pipeline_folder(folder: str | os.PathLike, pipeline, variant: str | None = None, repo_id: str | None = None) -> None:

@@ -14,13 +14,12 @@ from tqdm.auto import tqdm
 
 from ..parts import NUM_PARTS, PARTS
 from ..rendering.cameras import fixed_camera
-from ..rendering.compositor import COMPOSITIONS
+from ..rendering.compositor import COMPOSITIONS, DEPTH_ALPHA_THRESHOLD
 from ..scene import centering_transl
 from .fid import KID_SCALE, KID_SUBSET_SIZE, KID_SUBSETS, MIN_FID_SAMPLES, fid_from_features, kernel_inception_distance
 from .pictures import HEAD_JOINT, face_crops, label_maps
 from .reference import dataset_digest, open_dataset, real_features, reference_part_stats, sample_conditions
 from .structure import (
-    DEPTH_ALPHA_THRESHOLD,
     MASK_THRESHOLD,
     disentanglement,
     guided_sampling_fidelity,
@@ -336,7 +335,7 @@ def markdown_report(results: dict) -> str:
         lines += [
             "",
             f"Disentanglement: change when one part's latent is swapped, outside / inside that part's masks (weight ≥ {settings['mask_threshold']}), "
-            f"mean (max); depth where both renders have alpha ≥ {settings.get('depth_alpha_threshold', DEPTH_ALPHA_THRESHOLD)}.",
+            f"mean (max); depth where both renders have alpha ≥ {settings['depth_alpha_threshold']}.",
             "",
             "| composition | part | image outside | depth outside (m) | normals outside | image inside |",
             "|---|---|---|---|---|---|",
