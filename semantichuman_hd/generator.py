@@ -36,7 +36,7 @@ from .rendering.cameras import Cameras
 from .rendering.compositor import COMPOSITIONS
 from .rendering.guided_sampling import SELECTION_MODES, aggregate_depths, select_parts, upsample_depth_candidates
 from .rendering.ray_sampler import ray_box_intersection
-from .rendering.volume_renderer import RenderOutput, VolumeRenderer
+from .rendering.volume_renderer import DEFAULT_CHUNK_SIZE, RenderOutput, VolumeRenderer
 from .scene import PosedPartField
 
 RAY_BOUNDS: tuple[str, ...] = ("box", "capsules")
@@ -83,6 +83,9 @@ class RenderSettings:
     coarse_gradients: bool = True
     """Stage 1: gradients flow through the stratified samples too (False, a training shortcut: they
     enter the composite as constants, so the render is unchanged and only its gradients differ)."""
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    """Rays rendered at once (over the batch). Training's stage-2 patches fit one chunk: every chunk's
+    texel gathers give the 6 HR tri-planes a full-size gradient to zero-fill and add up."""
     guided_last_interval: str = "gap"
     """Stage 2: the last guided sample's interval is as long as the gap before it (``"gap"``) or ends
     where the ray leaves the body's bounds (``"exit"``). Measured against the brute-force render
@@ -91,7 +94,7 @@ class RenderSettings:
     into a halo."""
 
     def __post_init__(self):
-        for name in ("low_resolution", "high_resolution", "num_stratified", "num_root_inits"):
+        for name in ("low_resolution", "high_resolution", "num_stratified", "num_root_inits", "chunk_size"):
             check_positive_int(getattr(self, name), name)
         check_non_negative_int(self.num_importance, "num_importance")
         if self.high_resolution % self.low_resolution:
@@ -236,6 +239,18 @@ def column_window(height: int, width: int, columns: Optional[tuple[int, int]]) -
     return (rows + torch.arange(c0, c1).unsqueeze(0)).reshape(-1)
 
 
+def rectangle_pixels(top_left: torch.Tensor, height: int, width: int, image_width: int) -> torch.Tensor:
+    """Flat row-major indices ``(B, height·width)`` of the ``height × width`` rectangle of each picture
+    whose top-left pixel is ``top_left (B, 2)`` (row, column), in pictures ``image_width`` pixels wide."""
+    if not isinstance(top_left, torch.Tensor) or top_left.ndim != 2 or top_left.shape[1] != 2:
+        shape = tuple(top_left.shape) if isinstance(top_left, torch.Tensor) else type(top_left).__name__
+        raise ValueError(f"`top_left` must be a (B, 2) tensor of (row, column) pixels, got {shape}.")
+    rows = torch.arange(height, device=top_left.device).unsqueeze(1)
+    cols = torch.arange(width, device=top_left.device).unsqueeze(0)
+    offsets = (rows * image_width + cols).reshape(1, -1)
+    return (top_left[:, :1].long() * image_width + top_left[:, 1:].long()) + offsets
+
+
 def generator_output(output: RenderOutput, height: int, width: int, triplanes: TriplaneOutput, **extra) -> GeneratorOutput:
     """A :class:`GeneratorOutput` of the per-ray render ``output`` of a ``height × width`` window."""
     images = output.to_images(height, width)
@@ -314,6 +329,7 @@ class SemanticHumanGenerator(nn.Module):
             num_importance=settings.num_importance if num_importance is None else num_importance,
             composition=settings.composition,
             coarse_gradients=settings.coarse_gradients,
+            chunk_size=settings.chunk_size,
         )
 
     # -- stages ------------------------------------------------------------------------------------
@@ -360,11 +376,14 @@ class SemanticHumanGenerator(nn.Module):
         noise_mode: str = "const",
         generator: Optional[torch.Generator] = None,
         create_graph: bool = False,
+        pixels: Optional[torch.Tensor] = None,
     ) -> GeneratorOutput:
         """Stage 2: HR tri-planes rendered with 11 depth- and semantics-guided samples per pixel
         (docs/method.md §5), from the stage-1 render ``low`` of the same ``columns`` (LR pixels).
         Pixels that stage 1 gives no part are background and cost nothing; the last sample's interval
-        follows ``settings.guided_last_interval``."""
+        follows ``settings.guided_last_interval``. With ``pixels (B, R)`` (flat row-major indices into the
+        HR window, e.g. :func:`rectangle_pixels`) only those pixels are rendered, each exactly as in the
+        whole render, and the pictures are ``(B, C, 1, R)`` strips in the order of ``pixels``."""
         settings = self.settings
         scale = settings.scale
         low_width = low.image.shape[-1]
@@ -378,16 +397,30 @@ class SemanticHumanGenerator(nn.Module):
         origins, directions, width = self.rays(cameras, settings.high_resolution, high_columns)
         if width != low_width * scale:
             raise ValueError(f"`low` is {low_width} pixels wide; stage 2 of `columns` {columns!r} needs {width // scale}.")
+        height = settings.high_resolution
+        if pixels is not None:
+            window = depths.shape[1]
+            if not isinstance(pixels, torch.Tensor) or pixels.ndim != 2 or pixels.shape[0] != depths.shape[0] or pixels.dtype.is_floating_point:
+                shape = tuple(pixels.shape) if isinstance(pixels, torch.Tensor) else type(pixels).__name__
+                raise ValueError(f"`pixels` must be a ({depths.shape[0]}, R) integer tensor of HR window pixel indices, got {shape}.")
+            if pixels.numel() and not bool(((pixels >= 0) & (pixels < window)).all()):
+                raise ValueError(f"`pixels` must lie in [0, {window}) (the {height}×{width} HR window).")
+            pixels = pixels.to(depths.device)
+            depths, ray_parts, origins, directions = (
+                torch.gather(values, 1, pixels.unsqueeze(-1).expand(-1, -1, values.shape[-1]))
+                for values in (depths, ray_parts, origins, directions)
+            )
+            height, width = 1, pixels.shape[1]
         far = None
         if settings.guided_last_interval == "exit":
             _, far, hit = self.ray_bounds(origins, directions, posed, ray_bounds)
             far = torch.where(hit, torch.maximum(far, depths.amax(-1)), depths.amax(-1))
-        renderer = VolumeRenderer(composition=settings.composition)
+        renderer = VolumeRenderer(composition=settings.composition, chunk_size=settings.chunk_size)
         output = renderer.render_depths(
             self.field(posed, hr_planes, stage=2), origins, directions, depths,
             beta=self.super_resolution.beta, far=far, ray_part_mask=ray_parts, create_graph=create_graph,
         )
-        return generator_output(output, settings.high_resolution, width, triplanes, hr_planes=hr_planes, low=low)
+        return generator_output(output, height, width, triplanes, hr_planes=hr_planes, low=low)
 
     def synthesis(
         self,
@@ -401,6 +434,7 @@ class SemanticHumanGenerator(nn.Module):
         noise_mode: str = "const",
         generator: Optional[torch.Generator] = None,
         create_graph: bool = False,
+        pixels: Optional[torch.Tensor] = None,
     ) -> GeneratorOutput:
         r"""Render people from codes.
 
@@ -417,12 +451,16 @@ class SemanticHumanGenerator(nn.Module):
             noise_mode (`str`): the synthesis networks' noise (``"const"``, ``"random"``, ``"none"``).
             generator (`torch.Generator`, *optional*): for the jitter and random noise.
             create_graph (`bool`): make the normals differentiable (normal-map losses).
+            pixels (`torch.Tensor`, *optional*): stage 2 only: ``(B, R)`` flat indices of the HR window's
+                pixels to render (:meth:`render_stage2`), e.g. training's patches.
 
         Returns:
             [`GeneratorOutput`].
         """
         check_choice(stage, STAGES, "stage")
         check_choice(ray_bounds, RAY_BOUNDS, "ray_bounds")
+        if stage == 1 and pixels is not None:
+            raise ValueError("`pixels` selects stage-2 pixels; stage 1 renders its whole window.")
         if stage == 1:
             triplanes = self.local_generators.synthesize(ws, noise_mode, generator)
             return self.render_stage1(
@@ -436,7 +474,7 @@ class SemanticHumanGenerator(nn.Module):
             )
         return self.render_stage2(
             triplanes, ws, posed, cameras, low, columns=columns, ray_bounds=ray_bounds,
-            noise_mode=noise_mode, generator=generator, create_graph=create_graph,
+            noise_mode=noise_mode, generator=generator, create_graph=create_graph, pixels=pixels,
         )
 
     def mapping(self, z: torch.Tensor, truncation_psi: float = 1.0, update_w_avg: bool = False) -> torch.Tensor:

@@ -56,6 +56,7 @@ from semantichuman_hd.body.poses import NAMED_POSES
 from semantichuman_hd.checks import check_choice, check_number_in_range
 from semantichuman_hd.cli._common import PRESET_WEIGHTS_SEED, depth_visualisation
 from semantichuman_hd.export import WHOLE_PERSON, save_video
+from semantichuman_hd.host_memory import reuse_freed_host_memory
 from semantichuman_hd.presets import PRESETS
 
 # -- settings --------------------------------------------------------------------------------------
@@ -835,6 +836,7 @@ def launch(demo: gr.Blocks, **kwargs):
 
 
 def main() -> None:
+    reuse_freed_host_memory()
     space = SemanticHumanSpace(model_from_environment())
     space.pipe.deformer  # build the body model and its caches before the first visitor waits for them
     launch(build_demo(space))

@@ -16,7 +16,7 @@ import torch
 from semantichuman_hd import SemanticHumanPipeline
 from semantichuman_hd.body.poses import NAMED_POSES
 from semantichuman_hd.data import SemanticHumanDataset
-from semantichuman_hd.generator import capsule_ray_bounds, scene_from_labels
+from semantichuman_hd.generator import capsule_ray_bounds, rectangle_pixels, scene_from_labels
 from semantichuman_hd.rendering.cameras import fixed_camera
 
 MIN_PSNR_DB: float = 30.0
@@ -87,6 +87,29 @@ def test_stage2_trains_only_through_the_super_resolution(pipe, posed):
     assert pipe.super_resolution.beta.grad is not None
     pipe.super_resolution.zero_grad(set_to_none=True)
     pipe.mapper.zero_grad(set_to_none=True)  # the SR blocks' styles come from ws (frozen in stage-2 training)
+
+
+def test_stage2_patches_render_the_same_pixels_as_the_whole_window(pipe, posed):
+    """Training's stage-2 patches (`pixels`) are the whole render's pixels, not an approximation."""
+    generator = pipe.generator_model
+    columns = (8, 24)
+    with torch.no_grad():
+        ws = pipe.mapper(pipe.sample_latents(2, torch.Generator().manual_seed(0)))
+        whole = generator.synthesis(ws, posed, fixed_camera(2), stage=2, ray_bounds="capsules", columns=columns)
+        top_left = torch.tensor([[40, 8], [72, 28]])  # two different patches of the 128×64 HR window
+        pixels = rectangle_pixels(top_left, 32, 24, image_width=64)
+        patch = generator.synthesis(ws, posed, fixed_camera(2), stage=2, ray_bounds="capsules", columns=columns, pixels=pixels)
+    assert patch.image.shape == (2, 3, 1, 32 * 24)
+    for name in ("image", "masks", "normals", "depth", "alpha"):
+        full, strip = getattr(whole, name), getattr(patch, name)
+        for b, (row, col) in enumerate(top_left.tolist()):
+            expected = full[b, :, row : row + 32, col : col + 24].reshape(full.shape[1], -1)
+            torch.testing.assert_close(strip[b, :, 0], expected, atol=1e-5, rtol=1e-5)
+    assert float(patch.alpha.amin(-1).amax(-1).min()) < 0.01 < 0.5 < float(patch.alpha.amax(-1).amin())  # person and background
+    with pytest.raises(ValueError, match="pixels"):
+        generator.synthesis(ws, posed, fixed_camera(2), stage=2, columns=columns, pixels=pixels + 128 * 64)
+    with pytest.raises(ValueError, match="pixels"):
+        generator.synthesis(ws, posed, fixed_camera(2), stage=1, pixels=pixels)
 
 
 def test_field_regularizers_give_per_part_gradients(pipe):

@@ -20,7 +20,7 @@ from semantichuman_hd.models import (
 )
 from semantichuman_hd.models.local_generators import BETA_INIT
 from semantichuman_hd.models.stylegan2 import DEMODULATION_EPS, GroupedModulatedConv2d
-from semantichuman_hd.models.triplane import count_decoder_queries, sample_triplane_pairs, texel_major
+from semantichuman_hd.models.triplane import count_decoder_queries, sample_triplane_pairs, texel_major, texel_order
 from semantichuman_hd.parts import NUM_PARTS
 from semantichuman_hd.presets import PRESETS, get_preset
 
@@ -141,11 +141,11 @@ def test_synthesized_planes_are_texel_major(models):
     lr = generators.synthesize(ws)
     hr = super_resolution.synthesize(lr, ws)
     for planes in (lr.planes, hr):
-        assert torch.equal(texel_major(planes), planes)
-        assert planes.permute(0, 1, 2, 4, 5, 3).is_contiguous()
+        assert texel_major(planes) is planes  # already channels last: nothing to copy
+        assert texel_order(planes) == "interleaved" and planes.permute(0, 1, 4, 5, 2, 3).is_contiguous()
 
 
-@pytest.mark.parametrize("layout", ["contiguous", "texel_major"])
+@pytest.mark.parametrize("layout", ["contiguous", "texel_major", "interleaved"])
 @pytest.mark.parametrize("queries", [40, 3000])  # fewer and more queries than the 1152 texels
 def test_triplane_pairs_match_grid_sample_in_values_and_gradients(queries, layout):
     rng = torch.Generator().manual_seed(0)
@@ -153,7 +153,12 @@ def test_triplane_pairs_match_grid_sample_in_values_and_gradients(queries, layou
     points = ((torch.rand(queries, 3, generator=rng, dtype=torch.float64) * 2.2 - 1.1)).requires_grad_(True)
     batch_index = torch.randint(0, 2, (queries,), generator=rng)
     part_index = torch.randint(0, 3, (queries,), generator=rng)
-    stored = texel_major(planes) if layout == "texel_major" else planes
+    stored = {
+        "contiguous": planes,
+        "texel_major": texel_major(planes),
+        "interleaved": planes.permute(0, 1, 4, 5, 2, 3).contiguous().permute(0, 1, 4, 5, 2, 3),
+    }[layout]
+    assert texel_order(stored) == {"contiguous": None, "texel_major": "plane_major", "interleaved": "interleaved"}[layout]
     pairs = sample_triplane_pairs(stored, batch_index, part_index, points)
     dense = sample_triplanes(planes, points.expand(2, -1, -1))[batch_index, torch.arange(queries), part_index]
     torch.testing.assert_close(pairs, dense, atol=1e-12, rtol=0)
@@ -290,13 +295,14 @@ def test_noise_modes(models):
     assert not torch.equal(none, const)
 
 
-@pytest.mark.parametrize("upsample", [False, True])
-def test_modulated_conv_matches_its_definition(upsample):
-    """The grouped, input-scaled evaluation equals convolving each sample with its own modulated and
-    demodulated weight W''[o, i] = W'[o, i] / sqrt(Σ_{i,kh,kw} W'[o, i]² + ε), W'[o, i] = W[o, i] s[i] gain."""
+@pytest.mark.parametrize("kernel_size, upsample", [(3, False), (3, True), (1, False)])
+def test_modulated_conv_matches_its_definition(kernel_size, upsample):
+    """The grouped, input-scaled evaluation (a matrix product for 1×1 kernels) equals convolving each
+    sample with its own modulated and demodulated weight W''[o, i] = W'[o, i] / sqrt(Σ_{i,kh,kw} W'[o, i]² + ε),
+    W'[o, i] = W[o, i] s[i] gain."""
     torch.manual_seed(0)
     groups, cin, cout, w_dim = 3, 4, 5, 8
-    conv = GroupedModulatedConv2d(groups, cin, cout, w_dim, kernel_size=3, upsample=upsample).double()
+    conv = GroupedModulatedConv2d(groups, cin, cout, w_dim, kernel_size=kernel_size, upsample=upsample).double()
     x = torch.randn(2, groups, cin, 6, 6, dtype=torch.float64)
     w = torch.randn(2, groups, w_dim, dtype=torch.float64)
     y = conv(x, w)
@@ -308,7 +314,7 @@ def test_modulated_conv_matches_its_definition(upsample):
             xb = x[b, k : k + 1]
             if upsample:
                 xb = torch.nn.functional.interpolate(xb, scale_factor=2, mode="bilinear", align_corners=False)
-            expected = torch.nn.functional.conv2d(xb, weight, padding=1)[0]
+            expected = torch.nn.functional.conv2d(xb, weight, padding=kernel_size // 2)[0]
             torch.testing.assert_close(y[b, k], expected, atol=1e-10, rtol=1e-10)
 
 

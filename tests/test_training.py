@@ -97,6 +97,13 @@ def test_config_rejects_unknown_keys_and_bad_values(tmp_path):
     for bad in ("beta_lr=0", "beta_min=-0.01", "coverage_floor=1.5", "coverage_floor_weight=-1"):
         with pytest.raises(ValueError, match=bad.split("=")[0]):
             load_config(TINY1, ["data_dir=x", bad])
+    for bad, message in (
+        (["patch_height=64"], "both 0"), (["patch_height=48", "patch_width=32"], "power of 2"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            load_config(TINY2, ["data_dir=x", "stage1_pipeline=x", *bad])
+    with pytest.raises(ValueError, match="are for stage 2"):
+        load_config(TINY1, ["data_dir=x", "patch_height=16", "patch_width=8"])
     config = load_config(TINY1, ["data_dir=x", "crop_width=8", "ema_rampup=null", "beta_lr=1e-4"])
     assert config.crop_width == 8 and config.ema_rampup is None and config.beta_lr == 1e-4  # YAML reads 1e-4 as text
 
@@ -208,9 +215,13 @@ def test_warm_start_places_each_part_on_its_body_region(tmp_path, dataset):
         load_config(TINY2, ["data_dir=x", "stage1_pipeline=y", "warm_start_steps=5"])
 
 
-def test_stage2_step_trains_super_resolution_only(tmp_path, dataset, stage1_pipeline):
-    trainer = _trainer(TINY2, tmp_path, f"data_dir={dataset}", f"stage1_pipeline={stage1_pipeline}")
+@pytest.mark.parametrize("patch", [(), ("patch_height=64", "patch_width=32")], ids=["whole-window", "patches"])
+def test_stage2_step_trains_super_resolution_only(tmp_path, dataset, stage1_pipeline, patch):
+    trainer = _trainer(TINY2, tmp_path, f"data_dir={dataset}", f"stage1_pipeline={stage1_pipeline}", *patch)
     G = trainer.G_plain
+    judged = trainer.D_plain.discriminators["image"].config
+    assert (judged.height, judged.width) == ((64, 32) if patch else (128, 64))  # the patch, or the 128×64 HR window
+    assert judged.c_dim == trainer.data.dataset.labels.shape[1] + (2 if patch else 0)  # + the patch's place
     before = _snapshot(G)
     first = trainer.train_step()  # the HR output layers start at zero: blocks behind them get gradients from step 2 on
     logs = trainer.train_step()
@@ -220,6 +231,9 @@ def test_stage2_step_trains_super_resolution_only(tmp_path, dataset, stage1_pipe
     assert not any(changed[name] for name in changed if name not in trained), "stage 2 must leave stage 1 bit-identical"
     assert "loss/r1" in first and "loss/r1" not in logs  # lazy R1: every r1_interval steps
     assert logs["loss/upsampling"] > 0 and "semantic" not in trainer.D_plain.names
+    if patch:
+        with pytest.raises(ValueError, match="must fit the 128×64 HR window"):
+            _trainer(TINY2, tmp_path / "big", f"data_dir={dataset}", f"stage1_pipeline={stage1_pipeline}", "patch_height=256", "patch_width=32")
 
 
 def test_gradient_accumulation_counts_one_step_per_n_batches(tmp_path, dataset):

@@ -70,11 +70,22 @@ class TrainingConfig:
     """Importance samples per ray of the training render (-1: the pipeline's)."""
     num_root_inits: int = 0
     """Inverse-skinning solver starts per sample (0: the deformer's default, 3); fewer is faster."""
+    chunk_size: int = 0
+    """Rays rendered at once over the batch (0: the renderer's default, 16384). More is faster and takes
+    more memory; stage-2 patches are fastest in one chunk."""
     coarse_gradients: bool = True
     """Gradients through the stratified samples too (False: only through the importance samples; the
     render itself is unchanged)."""
     ray_bounds: str = "capsules"
     """``capsules`` (skip rays and depths no body shell can reach) or ``box`` (the pipeline's)."""
+    patch_height: int = 0
+    """Stage 2: height (HR pixels, a power of 2) of the patch rendered and judged per person (0: the whole
+    window). Each person's patch lies at a random place in the window (rows and columns multiples of the
+    SR scale); the image and normal discriminators see the patch and its place, the face discriminators a
+    box rendered around the head, and the upsampling loss the patch. Every rendered pixel is exactly the
+    whole render's; a quarter of the window costs about a quarter of the HR render and judging."""
+    patch_width: int = 0
+    """Stage 2: width of the patch (HR pixels, a power of 2; 0 with ``patch_height`` 0)."""
     selection_mode: str = "threshold"
     """Stage 2's semantic-guided sampling (``threshold`` or ``argmax``)."""
     depth_aggregation: bool = True
@@ -200,11 +211,20 @@ class TrainingConfig:
             raise ValueError("`init_pipeline` is for stage 1; stage 2 starts from `stage1_pipeline`.")
         for name in ("max_steps", "batch_size", "gradient_accumulation_steps", "face_size", "reg_points", "num_samples", "log_every"):
             positive_int(name)
-        for name in ("seed", "crop_width", "num_stratified", "r1_interval", "reg_interval", "augment_max_shift", "sample_every", "checkpointing_steps", "num_root_inits", "warm_start_steps", "cpu_threads"):
+        for name in ("seed", "crop_width", "num_stratified", "r1_interval", "reg_interval", "augment_max_shift", "sample_every", "checkpointing_steps", "num_root_inits", "warm_start_steps", "cpu_threads", "chunk_size"):
             positive_int(name, 0)
         positive_int("num_importance", -1)
         if self.crop_width and self.crop_width & (self.crop_width - 1):
             raise ValueError(f"`crop_width` must be 0 or a power of 2, got {self.crop_width!r}.")
+        for name in ("patch_height", "patch_width"):
+            positive_int(name, 0)
+            value = getattr(self, name)
+            if value & (value - 1):
+                raise ValueError(f"`{name}` must be 0 or a power of 2, got {value!r}.")
+        if bool(self.patch_height) != bool(self.patch_width):
+            raise ValueError(f"`patch_height` and `patch_width` are both 0 (no patches) or both set, got {self.patch_height} and {self.patch_width}.")
+        if self.stage == 1 and self.patch_height:
+            raise ValueError(f"`patch_height`/`patch_width` are for stage 2 (stage 1 judges its whole window), got {self.patch_height}×{self.patch_width}.")
         for name in ("g_lr", "d_lr", "adam_eps", "warm_start_lr"):
             number(name, strict=True)
         if self.beta_lr is not None:

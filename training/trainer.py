@@ -23,6 +23,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 import time
@@ -39,7 +40,8 @@ from tqdm.auto import tqdm
 
 from semantichuman_hd.data import SemanticHumanDataset
 from semantichuman_hd.evaluation.reference import real_head_centres
-from semantichuman_hd.generator import GeneratorOutput, SemanticHumanGenerator
+from semantichuman_hd.generator import GeneratorOutput, SemanticHumanGenerator, rectangle_pixels
+from semantichuman_hd.host_memory import reuse_freed_host_memory
 from semantichuman_hd.hub import file_sha256
 from semantichuman_hd.io import atomic_folder
 from semantichuman_hd.parts import NUM_PARTS, PARTS
@@ -209,6 +211,80 @@ def fake_pictures(output: GeneratorOutput) -> dict[str, torch.Tensor]:
     return {"image": output.image * 2 - 1, "masks": output.masks, "normals": normals}
 
 
+PATCH_POSITION_DIM: int = 2
+"""Stage-2 patches: the discriminators' conditioning is the label vector and the patch's place (row, column)."""
+
+FACE_BOX_MARGIN: int = 1
+"""Pixels a stage-2 face box spares on each side of its face crop (the crop's bilinear taps stay inside)."""
+
+
+def crop_rectangles(pictures: torch.Tensor, top_left: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``(B, C, height, width)`` crops of ``pictures (B, C, H, W)`` at each picture's ``top_left (B, 2)`` (row, column)."""
+    return torch.stack([p[:, r : r + height, c : c + width] for p, (r, c) in zip(pictures, top_left.tolist())])
+
+
+@dataclass
+class Patches:
+    """Stage-2 patch training (``patch_height`` × ``patch_width``): where each person's judged patch and
+    face box lie in the HR window, in window pixels (row, column)."""
+
+    top_left: torch.Tensor
+    """``(B, 2)`` the patches' top-left pixels (multiples of the SR scale)."""
+    height: int
+    width: int
+    window: tuple[int, int]
+    """The HR window's (height, width)."""
+    face_top_left: Optional[torch.Tensor] = None
+    """``(B, 2)`` the face boxes' top-left pixels (None without face discriminators)."""
+    face_side: int = 0
+    """Side of the square face boxes."""
+
+    @classmethod
+    def draw(
+        cls, batch: int, size: tuple[int, int], window: tuple[int, int], scale: int, rng: torch.Generator,
+        centres: torch.Tensor | None = None, crop_size: float = 0.0,
+    ) -> "Patches":
+        """Random ``size`` (height, width) patches of ``window``, and face boxes holding the face crops of
+        side ``crop_size`` around ``centres (B, 2)`` (``(x, y)`` window pixels; None: no face boxes)."""
+        height, width = size
+        rows = torch.randint(0, (window[0] - height) // scale + 1, (batch,), generator=rng) * scale
+        cols = torch.randint(0, (window[1] - width) // scale + 1, (batch,), generator=rng) * scale
+        patches = cls(torch.stack([rows, cols], 1), height, width, window)
+        if centres is not None:
+            # The box holds every bilinear tap of the crop, one pixel to spare on each side.
+            side = min(math.ceil(crop_size) + 2 * FACE_BOX_MARGIN, *window)
+            corner = (centres.detach().cpu().flip(1) - side / 2).floor().long()  # (row, column)
+            corner[:, 0] = corner[:, 0].clamp(0, window[0] - side)
+            corner[:, 1] = corner[:, 1].clamp(0, window[1] - side)
+            patches.face_top_left, patches.face_side = corner, side
+        return patches
+
+    def pixels(self) -> torch.Tensor:
+        """``(B, R)`` flat window pixels to render: the patch's, then the face box's."""
+        pixels = [rectangle_pixels(self.top_left, self.height, self.width, self.window[1])]
+        if self.face_top_left is not None:
+            pixels.append(rectangle_pixels(self.face_top_left, self.face_side, self.face_side, self.window[1]))
+        return torch.cat(pixels, 1)
+
+    def split(self, strip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A render of :meth:`pixels`, ``(B, C, 1, R)``, as the patches ``(B, C, h, w)`` and the face boxes."""
+        count = self.height * self.width
+        patch = strip[..., 0, :count].unflatten(-1, (self.height, self.width))
+        if self.face_top_left is None:
+            return patch, None
+        return patch, strip[..., 0, count:].unflatten(-1, (self.face_side, self.face_side))
+
+    def position(self) -> torch.Tensor:
+        """``(B, 2)`` the patches' places in [0, 1] (row, column; 0 where the patch spans the window), the
+        discriminators' extra conditioning."""
+        room = torch.tensor([max(self.window[0] - self.height, 1), max(self.window[1] - self.width, 1)], dtype=torch.float32)
+        return self.top_left.float() / room
+
+    def face_centres(self, centres: torch.Tensor) -> torch.Tensor:
+        """``centres (B, 2)`` (x, y window pixels) in the face boxes' pixels."""
+        return centres - self.face_top_left.flip(1).to(centres)
+
+
 class Judge:
     """Builds every discriminator's input from full pictures: the column window, face crops around the
     projected head joint, blur and translation."""
@@ -223,13 +299,20 @@ class Judge:
         self.use_faces = config.use_face_discriminators
 
     def names(self) -> dict[str, tuple[int, int, int]]:
-        width = self.columns[1] - self.columns[0]
-        inputs = discriminator_inputs(self.stage, self.size, width, self.config.face_size)
+        height, width = self.size, self.columns[1] - self.columns[0]
+        if self.config.patch_height:
+            height, width = self.config.patch_height, self.config.patch_width
+        inputs = discriminator_inputs(self.stage, height, width, self.config.face_size)
         if not self.use_normals:
             inputs = {k: v for k, v in inputs.items() if k not in (NORMAL, FACE_NORMAL)}
         if not self.use_faces:
             inputs = {k: v for k, v in inputs.items() if k not in (FACE_IMAGE, FACE_NORMAL)}
         return inputs
+
+    @property
+    def face_crop_size(self) -> float:
+        """Side of the face crops in pixels of the judged resolution."""
+        return self.config.face_crop_fraction * self.size
 
     def head_centres(self, labels: torch.Tensor) -> torch.Tensor | None:
         """``(B, 2)`` head-joint pixel positions of ``labels`` in the window (None without face discriminators)."""
@@ -240,10 +323,13 @@ class Judge:
         return centres
 
     def __call__(
-        self, pictures: dict[str, torch.Tensor], centres: torch.Tensor | None, sigma: float, rng: torch.Generator, windowed: bool
+        self, pictures: dict[str, torch.Tensor], centres: torch.Tensor | None, sigma: float, rng: torch.Generator, windowed: bool,
+        face_pictures: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Discriminator inputs by name from ``pictures`` (full ``size²`` pictures, or already the
-        window when ``windowed``), with face crops around ``centres`` (:meth:`head_centres`)."""
+        window when ``windowed``), with face crops around ``centres`` (:meth:`head_centres`); with
+        ``face_pictures`` (stage-2 patches) the face crops come from those, around ``centres`` in their
+        pixels, and are not translated."""
         c0, c1 = self.columns
         crop = (lambda x: x) if windowed else (lambda x: x[..., c0:c1])
         inputs = {IMAGE: crop(pictures["image"])}
@@ -258,12 +344,14 @@ class Judge:
                 fill={IMAGE: 1.0, SEMANTIC: -1.0, NORMAL: 1.0},
             )
         if self.use_faces:
-            if shifts is not None:
+            source = {FACE_IMAGE: inputs[IMAGE], FACE_NORMAL: inputs.get(NORMAL)}
+            if face_pictures is not None:
+                source = {FACE_IMAGE: face_pictures["image"], FACE_NORMAL: face_pictures.get("normals")}
+            elif shifts is not None:
                 centres = centres + shifts.to(centres)
-            crop_size = self.config.face_crop_fraction * self.size
-            inputs[FACE_IMAGE] = face_crops(inputs[IMAGE], centres, crop_size, self.config.face_size)
+            inputs[FACE_IMAGE] = face_crops(source[FACE_IMAGE], centres, self.face_crop_size, self.config.face_size)
             if self.use_normals:
-                inputs[FACE_NORMAL] = face_crops(inputs[NORMAL], centres, crop_size, self.config.face_size)
+                inputs[FACE_NORMAL] = face_crops(source[FACE_NORMAL], centres, self.face_crop_size, self.config.face_size)
         if sigma > 0:
             inputs = {name: blur(value, sigma) for name, value in inputs.items()}
         return inputs
@@ -341,6 +429,7 @@ class Trainer:
         self.device = self.accelerator.device
         if self.device.type == "cpu":
             torch.set_num_threads(config.cpu_threads or cpu_threads_per_process(self.accelerator.num_processes))
+            reuse_freed_host_memory()
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.state = TrainState()
         self._build()
@@ -381,6 +470,8 @@ class Trainer:
             shortcuts["num_stratified"] = config.num_stratified
         if config.num_importance >= 0:
             shortcuts["num_importance"] = config.num_importance
+        if config.chunk_size:
+            shortcuts["chunk_size"] = config.chunk_size
         generator.settings = dataclasses.replace(generator.settings, **shortcuts)
         settings = generator.settings
         low = settings.low_resolution
@@ -402,12 +493,20 @@ class Trainer:
             generator.deformer, settings,
         ).requires_grad_(False).eval()
 
+        self.window = (self.size, judge_columns[1] - judge_columns[0])
+        self.scale = scale
+        if config.patch_height and (config.patch_height > self.window[0] or config.patch_width > self.window[1] or config.patch_width % scale or config.patch_height % scale):
+            raise ValueError(
+                f"`patch_height`×`patch_width` ({config.patch_height}×{config.patch_width}) must fit the {self.window[0]}×{self.window[1]} "
+                f"HR window and be multiples of the SR scale {scale}."
+            )
         self.data = TrainingData(config, self.size, with_normals=config.use_normal_discriminators)
         self.judge = Judge(config, generator, self.stage, self.size, judge_columns)
+        c_dim = self.data.dataset.labels.shape[1] + (PATCH_POSITION_DIM if config.patch_height else 0)
         with torch.random.fork_rng(devices=[]):  # the discriminators' initial weights follow `seed` too
             torch.manual_seed(config.seed)
             discriminators = DiscriminatorSet(
-                self.judge.names(), c_dim=self.data.dataset.labels.shape[1], channel_base=config.d_channel_base, channel_max=config.d_channel_max
+                self.judge.names(), c_dim=c_dim, channel_base=config.d_channel_base, channel_max=config.d_channel_max
             )
 
         g_lr, g_betas = lazy_adam_hyperparameters(config.g_lr, config.adam_betas, config.reg_interval or None)
@@ -454,11 +553,11 @@ class Trainer:
         everyone = torch.randint(0, len(self.data), (batch * accelerator.num_processes,), generator=rng)
         return everyone[accelerator.process_index * batch : (accelerator.process_index + 1) * batch]
 
-    def _render(self, generator, z, labels, rng, create_graph):
+    def _render(self, generator, z, labels, rng, create_graph, pixels=None):
         return generator(
             z, labels, stage=self.stage, update_w_avg=self.stage == 1 and generator is self.G,
             columns=self.columns, ray_bounds=self.config.ray_bounds, perturb=True, noise_mode="random",
-            generator=rng, create_graph=create_graph,
+            generator=rng, create_graph=create_graph, **({} if pixels is None else {"pixels": pixels}),
         )
 
     def _check_finite(self, name: str, value: torch.Tensor) -> None:
@@ -482,25 +581,44 @@ class Trainer:
         z = torch.randn(batch, 1, self.G_plain.mapper.config.z_dim, generator=rng).expand(-1, NUM_PARTS, -1).to(self.device)
         sigma = blur_sigma(self.state.images_seen, config.blur_fade_kimg, config.blur_sigma) if config.blur_fade_kimg > 0 else 0.0
         logs: dict[str, float] = {}
+        centres = self.judge.head_centres(labels)
+        patches, condition = None, labels
+        if config.patch_height:  # stage 2: render and judge one patch of each window (and its face box)
+            patches = Patches.draw(
+                batch, (config.patch_height, config.patch_width), self.window, self.scale, rng, centres, self.judge.face_crop_size
+            )
+            condition = torch.cat([labels, patches.position().to(labels)], 1)
+            real_masks = crop_rectangles(real_masks, patches.top_left, patches.height, patches.width)
 
         with accelerator.accumulate(self.G, self.D):
             # Generator: adversarial (+ upsampling) loss, lazily regularised.
             self.D_plain.requires_grad_(False)
-            fake = self._render(self.G, z, labels, rng, create_graph=config.use_normal_discriminators)
-            centres = self.judge.head_centres(labels)
-            fake_inputs = self.judge(fake_pictures(fake), centres, sigma, rng, windowed=True)
-            g_adversarial = generator_loss(self.D_plain(fake_inputs, labels))
+            fake = self._render(
+                self.G, z, labels, rng, create_graph=config.use_normal_discriminators, pixels=None if patches is None else patches.pixels()
+            )
+            pictures, face_pictures, fake_centres = fake_pictures(fake), None, centres
+            if patches is not None:
+                split = {name: patches.split(value) for name, value in pictures.items()}
+                pictures = {name: value[0] for name, value in split.items()}
+                if centres is not None:
+                    face_pictures = {name: value[1] for name, value in split.items()}
+                    fake_centres = patches.face_centres(centres)
+            fake_inputs = self.judge(pictures, fake_centres, sigma, rng, windowed=True, face_pictures=face_pictures)
+            g_adversarial = generator_loss(self.D_plain(fake_inputs, condition))
             g_loss = g_adversarial
             logs["loss/g_adversarial"] = g_adversarial.item()
             if self.stage == 2 and config.upsampling_loss:
                 low = fake_pictures(fake.low)
-                high = fake_pictures(fake)
+                if patches is not None:  # the LR pixels under each patch
+                    scale = self.scale
+                    low = {name: crop_rectangles(value, patches.top_left // scale, patches.height // scale, patches.width // scale) for name, value in low.items()}
                 keys = {"image": "image", "semantic": "masks", "normal": "normals"}
-                up = upsampling_loss({k: low[v] for k, v in keys.items()}, {k: high[v] for k, v in keys.items()}, config.upsampling_loss_weight)
+                up = upsampling_loss({k: low[v] for k, v in keys.items()}, {k: pictures[v] for k, v in keys.items()}, config.upsampling_loss_weight)
                 g_loss = g_loss + up
                 logs["loss/upsampling"] = up.item()
+            fake_masks = pictures["masks"]
             if config.coverage_floor > 0 and config.coverage_floor_weight > 0:
-                floor = coverage_floor_loss(fake.masks, real_masks, config.coverage_floor)
+                floor = coverage_floor_loss(fake_masks, real_masks, config.coverage_floor)
                 g_loss = g_loss + config.coverage_floor_weight * floor
                 logs["loss/coverage_floor"] = floor.item()
             if config.reg_interval and step % config.reg_interval == 0 and (config.eikonal_weight or config.density_tv_weight):
@@ -523,11 +641,16 @@ class Trainer:
             # Discriminator: logistic loss on reals and the step's fakes, lazily R1-regularised.
             r1_step = config.r1_interval and step % config.r1_interval == 0 and config.r1_gamma > 0
             real_pictures = {"image": real["image"], "masks": real["masks"], "normals": real.get("normals", real["image"])}
-            real_inputs = self.judge(real_pictures, centres, sigma, rng, windowed=False)
+            if patches is None:
+                real_inputs = self.judge(real_pictures, centres, sigma, rng, windowed=False)
+            else:  # the same patches of the real windows; faces from the whole windows
+                windows = {name: value[..., c0:c1] for name, value in real_pictures.items()}
+                real_patches = {name: crop_rectangles(value, patches.top_left, patches.height, patches.width) for name, value in windows.items()}
+                real_inputs = self.judge(real_patches, centres, sigma, rng, windowed=True, face_pictures=windows)
             if r1_step:  # each discriminator's R1 is taken on its own input
                 real_inputs = {name: value.detach().requires_grad_(True) for name, value in real_inputs.items()}
-            real_logits = self.D(real_inputs, labels)
-            fake_logits = self.D_plain({name: value.detach() for name, value in fake_inputs.items()}, labels)
+            real_logits = self.D(real_inputs, condition)
+            fake_logits = self.D_plain({name: value.detach() for name, value in fake_inputs.items()}, condition)
             d_loss = discriminator_loss(real_logits, fake_logits)
             logs["loss/d"] = d_loss.item()
             if r1_step:
@@ -541,7 +664,7 @@ class Trainer:
 
         # Each part's share of the judged window (mean mask weight), generated and real: a part the
         # generator drops or lets spread over the body shows at once.
-        for name, masks in (("fake", fake.masks), ("real", real_masks)):
+        for name, masks in (("fake", fake_masks), ("real", real_masks)):
             for part, share in zip(PARTS, masks.detach().mean(dim=(0, 2, 3)).tolist()):
                 logs[f"coverage/{name}/{part}"] = share
         logs["logits/real"] = torch.stack([v.mean() for v in real_logits.values()]).mean().item()

@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from ..host_memory import reuse_freed_host_memory
+
 COMMAND_MODULES: tuple[str, ...] = ("body", "data", "generate", "export", "evaluate")
 """Modules of :mod:`semantichuman_hd.cli` whose ``register`` adds sub-commands, in help order."""
 
@@ -30,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    reuse_freed_host_memory()
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as error:

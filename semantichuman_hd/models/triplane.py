@@ -121,10 +121,31 @@ def sample_triplanes(planes: torch.Tensor, points: torch.Tensor, part_mask: Opti
     return sampled.permute(0, 3, 1, 2)
 
 
+TEXEL_ORDERS: dict[str, tuple[int, ...]] = {
+    "plane_major": (0, 1, 2, 4, 5, 3),
+    "interleaved": (0, 1, 4, 5, 2, 3),
+}
+"""Channels-last memory orders of ``planes (B, K, 3, C, H, W)`` that :func:`sample_triplane_pairs` reads as
+a texel table without a copy, as permutations of the axes: ``(B, K, 3, H, W, C)`` (each plane an image)
+and ``(B, K, H, W, 3, C)`` (the 3 planes' texels side by side, as the synthesis networks' channels-last
+output layers write them)."""
+
+
+def texel_order(planes: torch.Tensor) -> str | None:
+    """The name of the :data:`TEXEL_ORDERS` layout ``planes`` is stored in, or None (e.g. channels first)."""
+    for name, order in TEXEL_ORDERS.items():
+        if planes.permute(*order).is_contiguous():
+            return name
+    return None
+
+
 def texel_major(planes: torch.Tensor) -> torch.Tensor:
     """``planes (B, K, 3, C, H, W)`` with the same values and shape, stored channels last (the C features
-    of a texel side by side in memory). :func:`sample_triplane_pairs` then reads the texel table as a view
-    instead of copying the whole table at every call (a renderer calls it once per chunk of rays)."""
+    of a texel side by side in memory; unchanged if they already are). :func:`sample_triplane_pairs` then
+    reads the texel table as a view instead of copying the whole table at every call (a renderer calls it
+    once per chunk of rays)."""
+    if texel_order(planes) is not None:
+        return planes
     return planes.permute(0, 1, 2, 4, 5, 3).contiguous().permute(0, 1, 2, 5, 3, 4)
 
 
@@ -148,8 +169,9 @@ def sample_triplane_pairs(
     """
     batch, parts, _, channels, height, width = planes.shape
     # Channels last so that one gather reads the C features of a texel (a view for `texel_major` planes).
-    texels = planes.permute(0, 1, 2, 4, 5, 3).reshape(-1, channels)  # (B·K·3·H·W, C)
-    image = (batch_index * parts + part_index) * NUM_PLANES  # (Q,) index of the query's plane 0
+    order = texel_order(planes) or "plane_major"
+    texels = planes.permute(*TEXEL_ORDERS[order]).reshape(-1, channels)  # (B·K·3·H·W, C)
+    part = batch_index * parts + part_index  # (Q,)
     uv = _project(points.to(planes.dtype))  # (Q, 3, 2)
     # Continuous texel coordinates: texel i covers [i, i + 1) and its centre is i + 0.5.
     px = ((uv[..., 0] + 1) * width - 1) / 2
@@ -163,7 +185,11 @@ def sample_triplane_pairs(
             for dx, wx in ((0, 1 - fx[:, plane]), (1, fx[:, plane])):
                 xi, yi = x0[:, plane] + dx, y0[:, plane] + dy
                 inside = (xi >= 0) & (xi < width) & (yi >= 0) & (yi < height)
-                corners.append(((image + plane) * height + yi.clamp(0, height - 1)) * width + xi.clamp(0, width - 1))
+                texel = yi.clamp(0, height - 1) * width + xi.clamp(0, width - 1)
+                if order == "plane_major":  # rows (b, k, plane, y, x)
+                    corners.append((part * NUM_PLANES + plane) * (height * width) + texel)
+                else:  # rows (b, k, y, x, plane)
+                    corners.append((part * (height * width) + texel) * NUM_PLANES + plane)
                 weights.append(torch.where(inside, wx * wy, torch.zeros_like(wx)))
     # One gather of all 12 texels: a gather's backward fills a zero gradient of the whole texel table,
     # once here instead of 12 times (`demo` stage 2, whose HR tables are 16× larger: 68 → 37 s per step).

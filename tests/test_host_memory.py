@@ -1,0 +1,64 @@
+"""Host memory: freed blocks are reused instead of faulted in again (semantichuman_hd.host_memory).
+
+Each check runs in a fresh interpreter, since the allocator settings are process-wide."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from semantichuman_hd.host_memory import DISABLE_ENV
+
+glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the settings apply to glibc only")
+
+# Ten rounds of a render-like burst: 64 MiB and 128 MiB tensors made, used and freed. Reports the page
+# faults of each round.
+PROBE = """
+import json, resource, sys, torch
+from semantichuman_hd.host_memory import reuse_freed_host_memory
+applied = reuse_freed_host_memory() if sys.argv[1] == "1" else None
+again = reuse_freed_host_memory() if sys.argv[1] == "1" else None
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+rounds = []
+for _ in range(10):
+    before = faults()
+    x = torch.ones(16 << 20)
+    total = (x * 2).sum() + torch.cat([x, x]).sum()
+    del x
+    rounds.append(faults() - before)
+print(json.dumps({"applied": applied, "again": again, "faults": rounds}))
+"""
+
+ROUND_PAGES = (64 << 20) // 4096
+"""Pages of the round's first tensor: glibc maps every such block afresh, so each round faults at least these."""
+
+
+def probe(apply: bool, **env) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, "1" if apply else "0"], capture_output=True, text=True, check=True,
+        env={**os.environ, **env},
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@glibc_only
+def test_freed_blocks_are_reused_without_page_faults():
+    default = probe(apply=False)
+    reused = probe(apply=True)
+    assert reused["applied"] is True and reused["again"] is True
+    assert min(default["faults"]) > ROUND_PAGES  # glibc maps and unmaps the blocks every round
+    # The heap keeps them: once it has grown to the burst's size (a few rounds), rounds fault nothing.
+    assert sum(reused["faults"][-5:]) < ROUND_PAGES // 20
+
+
+@glibc_only
+def test_the_environment_switch_leaves_malloc_alone():
+    kept = probe(apply=True, **{DISABLE_ENV: "1"})
+    assert kept["applied"] is False and kept["again"] is False
+    assert min(kept["faults"]) > ROUND_PAGES
