@@ -6,7 +6,9 @@ above 32 MiB with a fresh ``mmap`` and returns it with ``munmap`` when freed, so
 size faults in and zeroes every page again: on a 2-core machine that kernel work took half of a
 ``demo`` stage-1 training step (4.7 s → 2.4 s per step of 8 images with it off; the render benchmarks
 gain less: `demo` generation at 256², 1.60 → 1.33 s). :func:`reuse_freed_host_memory` switches glibc to
-its heap for all sizes and stops it from trimming the heap, so freed blocks are reused. The price: the
+its heap for all sizes and stops it from trimming the heap, so freed blocks are reused (most of the
+time: a fragmented heap still grows now and then, and a step whose heap top frees more than 2 GiB, the
+largest trim threshold glibc takes, returns the excess). The price: the
 process keeps its peak heap until it exits, and the heap fragments, so the peak resident memory grows:
 +14 % in `demo` stage-1 training, up to ~1.7× in a synthetic burst of a few large tensors.
 
