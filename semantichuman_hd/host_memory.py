@@ -4,7 +4,7 @@ A CPU render allocates tensors of tens to hundreds of MiB many times per image (
 bilinear tri-plane gathers, the Newton solver's work arrays). glibc's ``malloc`` serves every block
 above 32 MiB with a fresh ``mmap`` and returns it with ``munmap`` when freed, so the next tensor of that
 size faults in and zeroes every page again: on a 2-core machine that kernel work took half of a
-``demo`` stage-1 training step (4.7 s → 2.4 s per step of 8 images with it off; the render benchmarks
+``demo`` stage-1 training step (4.7 s per step of 8 images, 2.4 s with the settings below; the render benchmarks
 gain less: `demo` generation at 256², 1.60 → 1.33 s). :func:`reuse_freed_host_memory` switches glibc to
 its heap for all sizes and stops it from trimming the heap, so freed blocks are reused (most of the
 time: a fragmented heap still grows now and then, and a step whose heap top frees more than 2 GiB, the
