@@ -220,7 +220,9 @@ FACE_BOX_MARGIN: int = 1
 
 def crop_rectangles(pictures: torch.Tensor, top_left: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """``(B, C, height, width)`` crops of ``pictures (B, C, H, W)`` at each picture's ``top_left (B, 2)`` (row, column)."""
-    return torch.stack([p[:, r : r + height, c : c + width] for p, (r, c) in zip(pictures, top_left.tolist())])
+    channels, picture_width = pictures.shape[1], pictures.shape[3]
+    pixels = rectangle_pixels(top_left.to(pictures.device), height, width, picture_width)  # (B, height·width)
+    return pictures.flatten(2).gather(2, pixels.unsqueeze(1).expand(-1, channels, -1)).unflatten(2, (height, width))
 
 
 @dataclass
@@ -231,7 +233,9 @@ class Patches:
     top_left: torch.Tensor
     """``(B, 2)`` the patches' top-left pixels (multiples of the SR scale)."""
     height: int
+    """Patch height (HR pixels)."""
     width: int
+    """Patch width (HR pixels)."""
     window: tuple[int, int]
     """The HR window's (height, width)."""
     face_top_left: Optional[torch.Tensor] = None
@@ -557,7 +561,7 @@ class Trainer:
         return generator(
             z, labels, stage=self.stage, update_w_avg=self.stage == 1 and generator is self.G,
             columns=self.columns, ray_bounds=self.config.ray_bounds, perturb=True, noise_mode="random",
-            generator=rng, create_graph=create_graph, **({} if pixels is None else {"pixels": pixels}),
+            generator=rng, create_graph=create_graph, pixels=pixels,
         )
 
     def _check_finite(self, name: str, value: torch.Tensor) -> None:
