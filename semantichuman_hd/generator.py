@@ -34,7 +34,7 @@ from .models.super_resolution import SuperResolution3D
 from .parts import NUM_PARTS
 from .rendering.cameras import Cameras
 from .rendering.compositor import COMPOSITIONS
-from .rendering.guided_sampling import SELECTION_MODES, aggregate_depths, select_parts, upsample_depth_candidates
+from .rendering.guided_sampling import SELECTION_MODES, aggregate_depths, guided_support, select_parts, upsample_depth_candidates
 from .rendering.ray_sampler import ray_box_intersection
 from .rendering.volume_renderer import DEFAULT_CHUNK_SIZE, RenderOutput, VolumeRenderer
 from .scene import PosedPartField
@@ -228,6 +228,15 @@ def capsule_ray_bounds(
     return torch.cat(nears, 1), torch.cat(fars, 1), torch.cat(hits, 1)
 
 
+def check_window_pixels(pixels, batch: int, height: int, width: int) -> None:
+    """Raise unless ``pixels`` is a ``(batch, R)`` integer tensor of flat indices into a ``height × width`` window."""
+    if not isinstance(pixels, torch.Tensor) or pixels.ndim != 2 or pixels.shape[0] != batch or pixels.dtype.is_floating_point:
+        shape = tuple(pixels.shape) if isinstance(pixels, torch.Tensor) else type(pixels).__name__
+        raise ValueError(f"`pixels` must be a ({batch}, R) integer tensor of HR window pixel indices, got {shape}.")
+    if pixels.numel() and not bool(((pixels >= 0) & (pixels < height * width)).all()):
+        raise ValueError(f"`pixels` must lie in [0, {height * width}) (the {height}×{width} HR window).")
+
+
 def column_window(height: int, width: int, columns: Optional[tuple[int, int]]) -> torch.Tensor | None:
     """Flat row-major pixel indices of the columns ``[c0, c1)`` of a ``height × width`` image (None: all)."""
     if columns is None:
@@ -348,16 +357,23 @@ class SemanticHumanGenerator(nn.Module):
         perturb: bool = False,
         generator: Optional[torch.Generator] = None,
         create_graph: bool = False,
+        pixel_mask: Optional[torch.Tensor] = None,
     ) -> GeneratorOutput:
         """Stratified + importance render of tri-planes (``planes``, default the LR ones) at ``size²``
         (default the LR size) from ``cameras``; ``stage=2`` decodes with the HR decoders and β (the
-        brute-force reference of the guided render)."""
+        brute-force reference of the guided render). With ``pixel_mask`` (``(B, R)`` bool over the window's
+        row-major pixels) only those pixels are rendered; the others are background and cost nothing."""
         size = self.settings.low_resolution if size is None else size
         planes = triplanes.planes if planes is None else planes
         if beta is None:
             beta = (self.local_generators if stage == 1 else self.super_resolution).beta
         origins, directions, width = self.rays(cameras, size, columns)
         near, far, hit = self.ray_bounds(origins, directions, posed, ray_bounds)
+        if pixel_mask is not None:
+            if not isinstance(pixel_mask, torch.Tensor) or pixel_mask.dtype != torch.bool or pixel_mask.shape != hit.shape:
+                got = (tuple(pixel_mask.shape), pixel_mask.dtype) if isinstance(pixel_mask, torch.Tensor) else type(pixel_mask).__name__
+                raise ValueError(f"`pixel_mask` must be a bool tensor of shape {tuple(hit.shape)} (B, window pixels), got {got}.")
+            hit = hit & pixel_mask.to(hit.device)
         output = self.renderer().render(
             self.field(posed, planes, stage), origins, directions, near, far,
             beta=beta, hit=hit, perturb=perturb, generator=generator, create_graph=create_graph,
@@ -399,12 +415,7 @@ class SemanticHumanGenerator(nn.Module):
             raise ValueError(f"`low` is {low_width} pixels wide; stage 2 of `columns` {columns!r} needs {width // scale}.")
         height = settings.high_resolution
         if pixels is not None:
-            window = depths.shape[1]
-            if not isinstance(pixels, torch.Tensor) or pixels.ndim != 2 or pixels.shape[0] != depths.shape[0] or pixels.dtype.is_floating_point:
-                shape = tuple(pixels.shape) if isinstance(pixels, torch.Tensor) else type(pixels).__name__
-                raise ValueError(f"`pixels` must be a ({depths.shape[0]}, R) integer tensor of HR window pixel indices, got {shape}.")
-            if pixels.numel() and not bool(((pixels >= 0) & (pixels < window)).all()):
-                raise ValueError(f"`pixels` must lie in [0, {window}) (the {height}×{width} HR window).")
+            check_window_pixels(pixels, depths.shape[0], height, width)
             pixels = pixels.to(depths.device)
             depths, ray_parts, origins, directions = (
                 torch.gather(values, 1, pixels.unsqueeze(-1).expand(-1, -1, values.shape[-1]))
@@ -452,7 +463,8 @@ class SemanticHumanGenerator(nn.Module):
             generator (`torch.Generator`, *optional*): for the jitter and random noise.
             create_graph (`bool`): make the normals differentiable (normal-map losses).
             pixels (`torch.Tensor`, *optional*): stage 2 only: ``(B, R)`` flat indices of the HR window's
-                pixels to render (:meth:`render_stage2`), e.g. training's patches.
+                pixels to render (:meth:`render_stage2`), e.g. training's patches. Stage 1 then renders only
+                the LR pixels their guided samples read (:func:`guided_support`), the rest as background.
 
         Returns:
             [`GeneratorOutput`].
@@ -467,10 +479,21 @@ class SemanticHumanGenerator(nn.Module):
                 triplanes, posed, cameras, columns=columns, ray_bounds=ray_bounds, perturb=perturb,
                 generator=generator, create_graph=create_graph,
             )
+        low_mask = None
+        if pixels is not None:  # render only the LR pixels that the guided samples of these HR pixels read
+            scale, low_size = self.settings.scale, self.settings.low_resolution
+            column_window(low_size, low_size, columns)  # checks `columns`
+            low_width = low_size if columns is None else columns[1] - columns[0]
+            height, width = low_size * scale, low_width * scale
+            check_window_pixels(pixels, ws.shape[0], height, width)
+            high_mask = torch.zeros(ws.shape[0], height * width, dtype=torch.bool, device=ws.device)
+            high_mask.scatter_(1, pixels.to(ws.device).long(), True)
+            low_mask = guided_support(high_mask.view(-1, height, width), scale).flatten(1)
         with torch.no_grad():
             triplanes = self.local_generators.synthesize(ws, noise_mode, generator)
             low = self.render_stage1(
-                triplanes, posed, cameras, columns=columns, ray_bounds=ray_bounds, perturb=perturb, generator=generator
+                triplanes, posed, cameras, columns=columns, ray_bounds=ray_bounds, perturb=perturb, generator=generator,
+                pixel_mask=low_mask,
             )
         return self.render_stage2(
             triplanes, ws, posed, cameras, low, columns=columns, ray_bounds=ray_bounds,

@@ -100,6 +100,7 @@ def test_stage2_patches_render_the_same_pixels_as_the_whole_window(pipe, posed):
         pixels = rectangle_pixels(top_left, 32, 24, image_width=64)
         patch = generator.synthesis(ws, posed, fixed_camera(2), stage=2, ray_bounds="capsules", columns=columns, pixels=pixels)
     assert patch.image.shape == (2, 3, 1, 32 * 24)
+    assert patch.low.render.num_field_queries < whole.low.render.num_field_queries / 2  # only the LR pixels it reads
     for name in ("image", "masks", "normals", "depth", "alpha"):
         full, strip = getattr(whole, name), getattr(patch, name)
         for b, (row, col) in enumerate(top_left.tolist()):

@@ -12,6 +12,7 @@ from semantichuman_hd.rendering.guided_sampling import (
     SEMANTIC_WEIGHT_THRESHOLD,
     aggregate_depths,
     guided_footprint,
+    guided_support,
     select_parts,
     upsample_depth_candidates,
 )
@@ -166,6 +167,40 @@ def test_footprint_bounds_the_influence_of_one_lr_pixel():
         assert distance.max() <= guided_footprint(scale)
         reached = max(reached, int(distance.max()))
     assert reached == guided_footprint(scale) == 6
+
+
+def test_support_holds_every_lr_pixel_a_patch_reads():
+    """LR values outside ``guided_support`` of some HR pixels never change those pixels' candidates or
+    selection (so an LR render of the support alone guides them exactly); the support is a small box."""
+    scale, height, width = 4, 12, 10
+    high = torch.zeros(2, height * scale, width * scale, dtype=torch.bool)
+    high[0, 8:24, 12:20] = True  # a 16×8 HR patch
+    high[1, 0:4, 36:40] = True  # one LR block in a corner
+    support = guided_support(high, scale)
+    assert support.shape == (2, height, width)
+    assert support[0].sum() == (4 + 4) * (2 + 4) and support[1].sum() == 3 * 3  # blocks grown by 2 LR pixels
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(4):
+        depth = torch.rand(2, height, width, generator=generator) + 2
+        alpha = (torch.rand(2, height, width, generator=generator) > 0.3).float()
+        masks = torch.rand(2, K, height, width, generator=generator) * alpha.unsqueeze(1) / K
+        noise = torch.rand(2, height, width, generator=generator)
+        outside = ~support
+        depth2 = torch.where(outside, depth + 5 * noise, depth)
+        alpha2 = torch.where(outside, 1 - alpha, alpha)
+        masks2 = torch.where(outside.unsqueeze(1), masks.flip(1) + 0.1, masks)
+
+        def guided(d, a, m):
+            return upsample_depth_candidates(aggregate_depths(d, a), scale), select_parts(m, scale)
+
+        (c1, s1), (c2, s2) = guided(depth, alpha, masks), guided(depth2, alpha2, masks2)
+        keep = high.unsqueeze(1)
+        assert torch.equal(c1.masked_select(keep.expand_as(c1)), c2.masked_select(keep.expand_as(c2)))
+        assert torch.equal(s1.masked_select(keep.expand_as(s1)), s2.masked_select(keep.expand_as(s2)))
+    with pytest.raises(ValueError, match="high_mask"):
+        guided_support(high.float(), scale)
+    with pytest.raises(ValueError, match="multiples"):
+        guided_support(high[:, :, :-1], scale)
 
 
 def test_bad_arguments_raise():

@@ -203,3 +203,30 @@ def guided_footprint(scale: int) -> int:
     """
     check_positive_int(scale, "scale")
     return NEIGHBOURHOOD_RADIUS * scale + scale // 2
+
+
+def guided_support(high_mask: torch.Tensor, scale: int) -> torch.Tensor:
+    """The LR pixels whose depth, alpha or masks the guided samples of some HR pixels read.
+
+    The converse of :func:`guided_footprint`: an HR pixel reads, through bilinear upsampling, the LR
+    pixels within 1 of its own LR pixel, and aggregation reads each of those pixels' 3×3 neighbourhood, so
+    its samples depend on the LR pixels within ``NEIGHBOURHOOD_RADIUS + 1`` (Chebyshev) of its own. An LR
+    render of only these pixels (the rest background) gives those HR pixels exactly the samples of a
+    whole LR render (training's stage-2 patches render no more LR pixels than they need).
+
+    Parameters:
+        high_mask: ``(B, sH, sW)`` bool, the HR pixels to be rendered.
+        scale: HR / LR resolution factor (``sH`` and ``sW`` multiples of it).
+
+    Returns:
+        ``(B, H, W)`` bool.
+    """
+    check_positive_int(scale, "scale")
+    if not isinstance(high_mask, torch.Tensor) or high_mask.dtype != torch.bool or high_mask.ndim != 3:
+        got = (tuple(high_mask.shape), high_mask.dtype) if isinstance(high_mask, torch.Tensor) else type(high_mask).__name__
+        raise ValueError(f"`high_mask` must be a bool tensor of shape (B, sH, sW), got {got}.")
+    if high_mask.shape[1] % scale or high_mask.shape[2] % scale:
+        raise ValueError(f"`high_mask`'s height and width must be multiples of `scale` {scale}, got {tuple(high_mask.shape[1:])}.")
+    own = F.max_pool2d(high_mask.unsqueeze(1).float(), scale)  # (B, 1, H, W): LR pixels holding a masked HR pixel
+    radius = NEIGHBOURHOOD_RADIUS + 1
+    return F.max_pool2d(own, 2 * radius + 1, stride=1, padding=radius).squeeze(1) > 0
