@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from semantichuman_hd.body.body_model import random_plausible_pose
-from semantichuman_hd.body.deformer import CULL_DISTANCE, SOLVER_TOLERANCE
+from semantichuman_hd.body.deformer import COMPILE_MIN_POINTS, CULL_DISTANCE, SOLVER_TOLERANCE, InverseLBSDeformer
 from semantichuman_hd.body.poses import NAMED_POSES
 
 NUM_BODIES = 3
@@ -103,3 +103,27 @@ def test_skinning_grids_are_cached_and_identical(open_body, open_body_deformer, 
     files[0].write_bytes(b"not safetensors")
     rebuilt = InverseLBSDeformer(open_body, open_body_deformer.sdf_prior)
     assert torch.equal(rebuilt.weights_grid.values, open_body_deformer.weights_grid.values)
+
+
+def test_compiled_solver_solves_as_the_eager_one(open_body, posed):
+    """``compile_solver`` (torch.compile of the Newton iterations) gives the eager solutions up to
+    rounding; a compiled solver that fails warns and falls back to the eager one."""
+    deformer = InverseLBSDeformer.from_body_model(open_body)  # its own, so the shared fixture stays eager
+    generator = torch.Generator().manual_seed(5)
+    canonical = near_surface_points(deformer, 2 * COMPILE_MIN_POINTS, 0.08, generator)
+    points = deformer.canonical_to_posed(canonical, posed)
+    eager = deformer.posed_to_canonical(points, posed)
+    assert deformer.compile_solver()
+    compiled = deformer.posed_to_canonical(points, posed)
+    assert torch.equal(compiled.valid, eager.valid)
+    torch.testing.assert_close(compiled.canonical, eager.canonical, atol=1e-5, rtol=0)
+
+    def broken(*args):
+        raise RuntimeError("no C++ compiler")
+
+    deformer._compiled_update = broken
+    with pytest.warns(UserWarning, match="no C\\+\\+ compiler"):
+        fallback = deformer.posed_to_canonical(points, posed)
+    assert deformer._compiled_update is None
+    assert torch.equal(fallback.canonical, eager.canonical) and torch.equal(fallback.valid, eager.valid)
+    assert not deformer.compile_solver(False)

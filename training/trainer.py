@@ -526,6 +526,7 @@ class Trainer:
         )
         d_optimizer = torch.optim.Adam(discriminators.parameters(), lr=d_lr, betas=d_betas, eps=config.adam_eps)
         generator.deformer.to(self.device)
+        generator.deformer.compile_solver(config.compile_solver)
         self.ema.to(self.device)
         self.G, self.D, self.g_optimizer, self.d_optimizer = self.accelerator.prepare(generator, discriminators, g_optimizer, d_optimizer)
         self.accelerator.register_for_checkpointing(self.ema, self.state)
