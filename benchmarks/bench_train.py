@@ -69,7 +69,8 @@ def render_fidelity(trainer: Trainer, count: int = 4) -> dict:
     posed = G.pose(**smpl)
     preset = get_preset(trainer.config.preset)
     reference_settings = dataclasses.replace(
-        G.settings, num_root_inits=NUM_ROOT_INITS, num_stratified=preset.num_stratified, num_importance=preset.num_importance
+        G.settings, num_root_inits=NUM_ROOT_INITS, num_stratified=preset.num_stratified, num_importance=preset.num_importance,
+        skip_empty_rays=False,
     )
     training_settings = G.settings
     with torch.no_grad():
@@ -87,7 +88,10 @@ def render_fidelity(trainer: Trainer, count: int = 4) -> dict:
         return normals_to_picture(output.normals, output.alpha, dim=1)
 
     return {
-        "reference": {"ray_bounds": "box", "num_stratified": preset.num_stratified, "num_importance": preset.num_importance, "num_root_inits": NUM_ROOT_INITS},
+        "reference": {
+            "ray_bounds": "box", "num_stratified": preset.num_stratified, "num_importance": preset.num_importance,
+            "num_root_inits": NUM_ROOT_INITS, "skip_empty_rays": False,
+        },
         "image_psnr_db": psnr(fast.image, reference.image[..., window]),
         "masks_psnr_db": psnr(fast.masks, reference.masks[..., window]),
         "normals_psnr_db": psnr(picture(fast), picture(reference)[..., window]),

@@ -83,6 +83,9 @@ class RenderSettings:
     coarse_gradients: bool = True
     """Stage 1: gradients flow through the stratified samples too (False, a training shortcut: they
     enter the composite as constants, so the render is unchanged and only its gradients differ)."""
+    skip_empty_rays: bool = False
+    """Stage 1: no importance samples on rays whose stratified samples found no density (a training
+    shortcut, :class:`~semantichuman_hd.rendering.volume_renderer.VolumeRenderer`'s ``skip_empty_rays``)."""
     chunk_size: int = DEFAULT_CHUNK_SIZE
     """Rays rendered at once (over the batch). Training's stage-2 patches fit one chunk: every chunk's
     texel gathers give the 6 HR tri-planes a full-size gradient to zero-fill and add up."""
@@ -338,6 +341,7 @@ class SemanticHumanGenerator(nn.Module):
             num_importance=settings.num_importance if num_importance is None else num_importance,
             composition=settings.composition,
             coarse_gradients=settings.coarse_gradients,
+            skip_empty_rays=settings.skip_empty_rays,
             chunk_size=settings.chunk_size,
         )
 

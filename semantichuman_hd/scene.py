@@ -57,7 +57,8 @@ class PosedPartField:
     def __call__(self, points: torch.Tensor, part_mask: torch.Tensor | None = None) -> FieldOutput:
         """Fields at posed ``points (B, N, 3)``; ``part_mask (B, N, K)`` limits which parts are decoded."""
         batch, count = points.shape[:2]
-        deformed = self.deformer.posed_to_canonical(points, self.posed, num_inits=self.num_root_inits)
+        wanted = None if part_mask is None else part_mask.any(-1)  # points no part may use are not deformed
+        deformed = self.deformer.posed_to_canonical(points, self.posed, num_inits=self.num_root_inits, mask=wanted)
         prior = self.deformer.sdf_prior(deformed.canonical)
         valid = deformed.valid & (prior.abs() <= self.shell_width)
         if part_mask is not None:

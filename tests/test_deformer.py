@@ -127,3 +127,18 @@ def test_compiled_solver_solves_as_the_eager_one(open_body, posed):
     assert deformer._compiled_update is None
     assert torch.equal(fallback.canonical, eager.canonical) and torch.equal(fallback.valid, eager.valid)
     assert not deformer.compile_solver(False)
+
+
+def test_mask_solves_only_the_selected_points(open_body_deformer, posed):
+    generator = torch.Generator().manual_seed(6)
+    points = open_body_deformer.canonical_to_posed(near_surface_points(open_body_deformer, 400, 0.05, generator), posed)
+    full = open_body_deformer.posed_to_canonical(points, posed)
+    mask = torch.rand(points.shape[:2], generator=generator) < 0.5
+    part = open_body_deformer.posed_to_canonical(points, posed, mask=mask)
+    torch.testing.assert_close(part.canonical[mask], full.canonical[mask], atol=1e-6, rtol=0)
+    assert torch.equal(part.valid[mask], full.valid[mask])
+    assert not part.valid[~mask].any() and torch.equal(part.canonical[~mask], points[~mask])  # as culled points
+    nothing = open_body_deformer.posed_to_canonical(points, posed, mask=torch.zeros_like(mask))
+    assert not nothing.valid.any() and torch.equal(nothing.canonical, points)
+    with pytest.raises(ValueError, match="mask"):
+        open_body_deformer.posed_to_canonical(points, posed, mask=mask.float())

@@ -596,3 +596,24 @@ def test_without_coarse_gradients_the_render_is_unchanged_and_only_its_gradients
     assert not torch.allclose(gradients[0], gradients[1])  # the stratified samples' share is missing
     with pytest.raises(ValueError, match="coarse_gradients"):
         VolumeRenderer(coarse_gradients="no")
+
+
+def test_skipping_empty_rays_evaluates_fewer_samples_and_renders_the_same():
+    """``skip_empty_rays``: rays whose stratified samples found no density get no importance samples
+    evaluated; here (parts with compact supports) the picture does not change."""
+    parts = BlobParts(centres=[[0.0, 0.1, 0.0], [0.15, -0.2, 0.05]], radii=[0.2, 0.15], margin=0.05)
+    cameras = perspective_camera((0.0, 0.3, 2.0), focal=1.0)
+    origins, directions = cameras.generate_rays(24, 24)
+    near, far, hit = ray_box_intersection(origins, directions, torch.full((3,), -0.6), torch.full((3,), 0.6))
+    renders = {}
+    for skip in (False, True):
+        renderer = VolumeRenderer(num_stratified=16, num_importance=16, skip_empty_rays=skip)
+        renders[skip] = renderer.render(parts, origins, directions, near, far, beta=0.02, hit=hit)
+    empty = renders[False].alpha == 0
+    assert 0 < int((empty & hit).sum()) and int((~empty).sum()) > 0  # some hit rays cross nothing
+    saved = renders[False].num_field_queries - renders[True].num_field_queries
+    assert saved == int((empty & hit).sum()) * 16 * parts.num_parts  # their 16 importance samples
+    for name in ("rgb", "alpha", "depth", "part_masks", "normals"):
+        torch.testing.assert_close(getattr(renders[True], name), getattr(renders[False], name), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="skip_empty_rays"):
+        VolumeRenderer(skip_empty_rays=1)

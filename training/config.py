@@ -80,6 +80,9 @@ class TrainingConfig:
     coarse_gradients: bool = True
     """Gradients through the stratified samples too (False: only through the importance samples; the
     render itself is unchanged)."""
+    skip_empty_rays: bool = False
+    """Evaluate no importance samples on rays whose stratified samples found no density (they missed the
+    body shell; their importance samples almost always do too)."""
     ray_bounds: str = "capsules"
     """``capsules`` (skip rays and depths no body shell can reach) or ``box`` (the pipeline's)."""
     patch_height: int = 0

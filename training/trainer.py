@@ -467,7 +467,7 @@ class Trainer:
             "selection_mode", "depth_aggregation", "composition",
         )}
         generator = pipe.generator_model
-        shortcuts = {"coarse_gradients": config.coarse_gradients}
+        shortcuts = {"coarse_gradients": config.coarse_gradients, "skip_empty_rays": config.skip_empty_rays}
         if config.num_root_inits:
             shortcuts["num_root_inits"] = config.num_root_inits
         if config.num_stratified:

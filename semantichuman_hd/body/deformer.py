@@ -339,25 +339,46 @@ class InverseLBSDeformer(nn.Module):
 
     @full_precision
     def posed_to_canonical(
-        self, points: torch.Tensor, posed: PosedBody, chunk_size: int = DEFORM_CHUNK_SIZE, num_inits: int = NUM_ROOT_INITS
+        self,
+        points: torch.Tensor,
+        posed: PosedBody,
+        chunk_size: int = DEFORM_CHUNK_SIZE,
+        num_inits: int = NUM_ROOT_INITS,
+        mask: torch.Tensor | None = None,
     ) -> DeformerOutput:
         """Inverse skinning of posed ``points (B, N, 3)`` (see the module docstring), ``chunk_size``
-        points at a time to bound memory, from ``num_inits`` solver starts per point (the nearest bones)."""
+        points at a time to bound memory, from ``num_inits`` solver starts per point (the nearest bones).
+        With ``mask (B, N)`` bool only those points are solved; the others come back as culled."""
         if isinstance(num_inits, bool) or not isinstance(num_inits, int) or not 1 <= num_inits <= NUM_SMPL_JOINTS:
             raise ValueError(f"`num_inits` must be an integer in [1, {NUM_SMPL_JOINTS}], got {num_inits!r}.")
         if points.ndim != 3 or points.shape[-1] != 3 or points.shape[0] != posed.batch_size:
             raise ValueError(f"`points` must have shape ({posed.batch_size}, N, 3), got {tuple(points.shape)}.")
         batch, count = points.shape[:2]
+        if mask is not None and (not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != (batch, count)):
+            got = (tuple(mask.shape), mask.dtype) if isinstance(mask, torch.Tensor) else type(mask).__name__
+            raise ValueError(f"`mask` must be a bool tensor of shape ({batch}, {count}), got {got}.")
         flat = points.reshape(-1, 3)
         batch_index = torch.arange(batch, device=points.device).repeat_interleave(count)
+        selected = None
+        if mask is not None and not bool(mask.all()):
+            selected = mask.reshape(-1).nonzero().squeeze(1)
+            flat, batch_index = flat[selected], batch_index[selected]
         canonical, valid = [], []
         for begin in range(0, flat.shape[0], chunk_size):
             chunk_canonical, chunk_valid = self._solve(flat[begin : begin + chunk_size], batch_index[begin : begin + chunk_size], posed, num_inits)
             canonical.append(chunk_canonical)
             valid.append(chunk_valid)
-        if not canonical:
-            return DeformerOutput(points.clone(), points.new_zeros(points.shape[:2], dtype=torch.bool))
-        return DeformerOutput(torch.cat(canonical).reshape(points.shape), torch.cat(valid).reshape(batch, count))
+        all_canonical, all_valid = points.reshape(-1, 3), points.new_zeros(batch * count, dtype=torch.bool)
+        if canonical:
+            solved, solved_valid = torch.cat(canonical), torch.cat(valid)
+            if selected is None:
+                all_canonical, all_valid = solved, solved_valid
+            else:
+                all_canonical = all_canonical.index_put((selected,), solved)
+                all_valid = all_valid.index_put((selected,), solved_valid)
+        elif selected is None:
+            all_canonical = all_canonical.clone()
+        return DeformerOutput(all_canonical.reshape(points.shape), all_valid.reshape(batch, count))
 
     def compile_solver(self, enabled: bool = True) -> bool:
         """Run the Newton iterations of :meth:`posed_to_canonical` through ``torch.compile`` (an optional

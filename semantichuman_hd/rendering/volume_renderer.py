@@ -178,6 +178,9 @@ class VolumeRenderer(nn.Module):
         coarse_gradients: Whether gradients flow through the stratified samples too. False (a training
             shortcut) evaluates them without a graph: they still enter the composite, so every output
             value is unchanged, but the parameters' gradients come from the importance samples only.
+        skip_empty_rays: Evaluate no importance samples on rays whose stratified samples all have zero
+            density (a training shortcut: such rays missed the body shell, and their importance samples,
+            spread evenly over the same interval, almost always do too; they render as empty).
 
     Normals are ``normalize(−∇_x sdf)`` per sample, with ``∇_x sdf = Σ_k c_k ∇_x sdf_k`` (``c_k`` the
     semantic weights for ``"sum_density"``, 1 per present part for ``"sum_sdf"``), taken by autograd
@@ -194,6 +197,7 @@ class VolumeRenderer(nn.Module):
         compute_normals: bool = True,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         coarse_gradients: bool = True,
+        skip_empty_rays: bool = False,
     ):
         super().__init__()
         for name, value, minimum in (
@@ -215,12 +219,15 @@ class VolumeRenderer(nn.Module):
         if not isinstance(coarse_gradients, bool):
             raise ValueError(f"`coarse_gradients` must be True or False, got {coarse_gradients!r}.")
         self.coarse_gradients = coarse_gradients
+        if not isinstance(skip_empty_rays, bool):
+            raise ValueError(f"`skip_empty_rays` must be True or False, got {skip_empty_rays!r}.")
+        self.skip_empty_rays = skip_empty_rays
 
     def extra_repr(self) -> str:
         return (
             f"num_stratified={self.num_stratified}, num_importance={self.num_importance}, "
             f"composition={self.composition!r}, compute_normals={self.compute_normals}, chunk_size={self.chunk_size}, "
-            f"coarse_gradients={self.coarse_gradients}"
+            f"coarse_gradients={self.coarse_gradients}, skip_empty_rays={self.skip_empty_rays}"
         )
 
     @property
@@ -279,8 +286,11 @@ class VolumeRenderer(nn.Module):
                 fine_depths = importance_depths(
                     coarse_depths, coarse_weights, self.num_importance, generator=generator, perturb=perturb
                 )
+                fine_mask = ray_mask
+                if self.skip_empty_rays:
+                    fine_mask = ray_mask & (coarse_weights.detach().sum(-1) > 0).unsqueeze(-1)
                 fine, fine_queries = self._evaluate(
-                    field, origins, directions, fine_depths, ray_mask, beta_t, num_parts, create_graph
+                    field, origins, directions, fine_depths, fine_mask, beta_t, num_parts, create_graph
                 )
                 depths, order = merge_depths(coarse_depths, fine_depths)
                 samples = samples.merged(fine, depths, order)
