@@ -20,7 +20,7 @@ from semantichuman_hd.models import (
 )
 from semantichuman_hd.models.local_generators import BETA_INIT
 from semantichuman_hd.models.stylegan2 import DEMODULATION_EPS, GroupedModulatedConv2d
-from semantichuman_hd.models.triplane import count_decoder_queries, sample_triplane_pairs, texel_major, texel_order
+from semantichuman_hd.models.triplane import count_decoder_queries, sample_all_parts, sample_triplane_pairs, texel_major, texel_order
 from semantichuman_hd.parts import NUM_PARTS
 from semantichuman_hd.presets import PRESETS, get_preset
 
@@ -167,6 +167,51 @@ def test_triplane_pairs_match_grid_sample_in_values_and_gradients(queries, layou
     theirs = torch.autograd.grad(dense, (planes, points), upstream)
     for a, b in zip(ours, theirs):
         torch.testing.assert_close(a, b, atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "interleaved"])
+def test_all_parts_sampling_matches_the_pairs_to_second_order(layout):
+    """``sample_all_parts`` (one gathered row per texel for all K parts) gives the features of
+    ``sample_triplane_pairs`` for every part, and the same first and second derivatives (the normals'
+    double backward) with respect to planes and points."""
+    rng = torch.Generator().manual_seed(1)
+    base = torch.randn(2, 3, 3, 4, 8, 8, generator=rng, dtype=torch.float64, requires_grad=True)
+    planes = base if layout == "contiguous" else base.permute(0, 1, 4, 5, 2, 3).contiguous().permute(0, 1, 4, 5, 2, 3)
+    points = (torch.rand(50, 3, generator=rng, dtype=torch.float64) * 2.2 - 1.1).requires_grad_(True)
+    batch_index = torch.randint(0, 2, (50,), generator=rng)
+    weights = torch.randn(3, 4, generator=rng, dtype=torch.float64)
+
+    def normals_loss(features):  # (K, P, C) → a loss on ∂(Σ tanh(f·w))/∂x, as the normals' double backward
+        field = torch.tanh((features * weights.unsqueeze(1)).sum(-1)).sum()
+        (gradient,) = torch.autograd.grad(field, points, create_graph=True)
+        return features, gradient, gradient.square().sum() + features.square().sum()
+
+    ours = normals_loss(sample_all_parts(planes, batch_index, points))
+    pairs = torch.stack([sample_triplane_pairs(planes, batch_index, torch.full_like(batch_index, k), points) for k in range(3)])
+    theirs = normals_loss(pairs)
+    torch.testing.assert_close(ours[0], theirs[0], atol=1e-12, rtol=0)
+    torch.testing.assert_close(ours[1], theirs[1], atol=1e-10, rtol=0)
+    for a, b in zip(torch.autograd.grad(ours[2], (base, points)), torch.autograd.grad(theirs[2], (base, points))):
+        torch.testing.assert_close(a, b, atol=1e-9, rtol=0)
+
+
+def test_decoding_all_parts_or_none_per_point_equals_the_dense_decode(models):
+    """A part mask that asks, per point, for all parts or none (the stage-1 render's packed rays) decodes
+    exactly what the unmasked decode does at the asked points, and nothing elsewhere."""
+    mapper, generators, _ = models
+    _, ws = _ws(mapper)
+    planes = generators.synthesize(ws).planes
+    rng = torch.Generator().manual_seed(2)
+    points = torch.rand(planes.shape[0], 30, 3, generator=rng) - 0.5
+    asked = torch.rand(planes.shape[0], 30, generator=rng) < 0.6
+    mask = asked.unsqueeze(-1).expand(-1, -1, planes.shape[1])
+    with count_decoder_queries(generators) as counter:
+        delta, logits = generators.decode(planes, points, mask)
+    dense_delta, dense_logits = generators.decode(planes, points)
+    assert counter.last == int(asked.sum()) * planes.shape[1]
+    torch.testing.assert_close(delta[asked], dense_delta[asked], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(logits[asked], dense_logits[asked], atol=1e-5, rtol=1e-5)
+    assert torch.isinf(delta[~asked]).all() and (logits[~asked] == 0).all()
 
 
 def test_triplane_blob_in_xy_plane_reads_at_every_z():

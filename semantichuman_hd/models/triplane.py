@@ -149,6 +149,39 @@ def texel_major(planes: torch.Tensor) -> torch.Tensor:
     return planes.permute(0, 1, 2, 4, 5, 3).contiguous().permute(0, 1, 2, 5, 3, 4)
 
 
+def _bilinear_corners(points: torch.Tensor, height: int, width: int) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+    """The 12 bilinear corners of normalised ``points (P, 3)`` on the 3 planes, with the conventions of
+    ``grid_sample(align_corners=False, padding_mode="zeros")``: for each plane and corner, ``(plane, texel
+    (P,) long = y · width + x clamped into the plane, weight (P,))``, the weight 0 for a corner outside.
+    The weights are differentiable in ``points`` (twice); the texels are not."""
+    uv = _project(points)  # (P, 3, 2)
+    # Continuous texel coordinates: texel i covers [i, i + 1) and its centre is i + 0.5.
+    px = ((uv[..., 0] + 1) * width - 1) / 2
+    py = ((uv[..., 1] + 1) * height - 1) / 2
+    x0, y0 = px.detach().floor(), py.detach().floor()
+    fx, fy = px - x0, py - y0
+    x0, y0 = x0.long(), y0.long()
+    corners = []
+    for plane in range(NUM_PLANES):
+        for dy, wy in ((0, 1 - fy[:, plane]), (1, fy[:, plane])):
+            for dx, wx in ((0, 1 - fx[:, plane]), (1, fx[:, plane])):
+                xi, yi = x0[:, plane] + dx, y0[:, plane] + dy
+                inside = (xi >= 0) & (xi < width) & (yi >= 0) & (yi < height)
+                texel = yi.clamp(0, height - 1) * width + xi.clamp(0, width - 1)
+                corners.append((plane, texel, torch.where(inside, wx * wy, torch.zeros_like(wx))))
+    return corners
+
+
+def _weighted_rows(table: torch.Tensor, rows: list[torch.Tensor], weights: list[torch.Tensor]) -> torch.Tensor:
+    """``Σ_c weights[c] · table[rows[c]] / 3`` for the 12 corners: ``(P, F)`` from a ``(N, F)`` table.
+
+    One gather of all 12 rows: a gather's backward fills a zero gradient of the whole table, once here
+    instead of 12 times (``demo`` stage 2, whose HR tables are 16× larger: 68 → 37 s per step)."""
+    flat = torch.stack(rows)  # (12, P)
+    features = table.index_select(0, flat.reshape(-1)).view(*flat.shape, table.shape[1])  # (12, P, F)
+    return (features * torch.stack(weights).unsqueeze(-1)).sum(0) / NUM_PLANES
+
+
 def sample_triplane_pairs(
     planes: torch.Tensor, batch_index: torch.Tensor, part_index: torch.Tensor, points: torch.Tensor
 ) -> torch.Tensor:
@@ -172,30 +205,40 @@ def sample_triplane_pairs(
     order = texel_order(planes) or "plane_major"
     texels = planes.permute(*TEXEL_ORDERS[order]).reshape(-1, channels)  # (B·K·3·H·W, C)
     part = batch_index * parts + part_index  # (Q,)
-    uv = _project(points.to(planes.dtype))  # (Q, 3, 2)
-    # Continuous texel coordinates: texel i covers [i, i + 1) and its centre is i + 0.5.
-    px = ((uv[..., 0] + 1) * width - 1) / 2
-    py = ((uv[..., 1] + 1) * height - 1) / 2
-    x0, y0 = px.detach().floor(), py.detach().floor()
-    fx, fy = px - x0, py - y0
-    x0, y0 = x0.long(), y0.long()
-    corners, weights = [], []  # the 4 texels of each of the 3 planes: (Q,) indices and weights
-    for plane in range(NUM_PLANES):
-        for dy, wy in ((0, 1 - fy[:, plane]), (1, fy[:, plane])):
-            for dx, wx in ((0, 1 - fx[:, plane]), (1, fx[:, plane])):
-                xi, yi = x0[:, plane] + dx, y0[:, plane] + dy
-                inside = (xi >= 0) & (xi < width) & (yi >= 0) & (yi < height)
-                texel = yi.clamp(0, height - 1) * width + xi.clamp(0, width - 1)
-                if order == "plane_major":  # rows (b, k, plane, y, x)
-                    corners.append((part * NUM_PLANES + plane) * (height * width) + texel)
-                else:  # rows (b, k, y, x, plane)
-                    corners.append((part * (height * width) + texel) * NUM_PLANES + plane)
-                weights.append(torch.where(inside, wx * wy, torch.zeros_like(wx)))
-    # One gather of all 12 texels: a gather's backward fills a zero gradient of the whole texel table,
-    # once here instead of 12 times (`demo` stage 2, whose HR tables are 16× larger: 68 → 37 s per step).
-    flat = torch.stack(corners)  # (12, Q)
-    texel_features = texels.index_select(0, flat.reshape(-1)).view(*flat.shape, channels)  # (12, Q, C)
-    return (texel_features * torch.stack(weights).unsqueeze(-1)).sum(0) / NUM_PLANES
+    rows, weights = [], []
+    for plane, texel, weight in _bilinear_corners(points.to(planes.dtype), height, width):
+        if order == "plane_major":  # rows (b, k, plane, y, x)
+            rows.append((part * NUM_PLANES + plane) * (height * width) + texel)
+        else:  # rows (b, k, y, x, plane)
+            rows.append((part * (height * width) + texel) * NUM_PLANES + plane)
+        weights.append(weight)
+    return _weighted_rows(texels, rows, weights)
+
+
+def sample_all_parts(planes: torch.Tensor, batch_index: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Mean tri-plane feature of every part at a list of (batch element, point) pairs: what
+    :func:`sample_triplane_pairs` gives for the K pairs of each point, computed once per point.
+
+    The planes are first copied part-innermost, ``(B, 3, H, W, K, C)``, so that one gathered row holds a
+    texel's features for all K parts: the corner weights, their graph and the gather's indices are K
+    times fewer, and each gathered row is K times longer. Differentiable with respect to ``planes`` and
+    ``points`` (twice).
+
+    Parameters:
+        planes: ``(B, K, 3, C, H, W)`` tri-planes.
+        batch_index: ``(P,)`` long, the batch element of each point.
+        points: ``(P, 3)`` normalised points.
+
+    Returns:
+        ``(K, P, C)`` features.
+    """
+    batch, parts, _, channels, height, width = planes.shape
+    table = planes.permute(0, 2, 4, 5, 1, 3).reshape(-1, parts * channels)  # (B·3·H·W, K·C), a copy
+    rows, weights = [], []
+    for plane, texel, weight in _bilinear_corners(points.to(planes.dtype), height, width):
+        rows.append((batch_index * NUM_PLANES + plane) * (height * width) + texel)
+        weights.append(weight)
+    return _weighted_rows(table, rows, weights).view(-1, parts, channels).transpose(0, 1)
 
 
 class PartDecoders(nn.Module):
@@ -250,8 +293,10 @@ def decode_parts(
     """Per-part Δsdf and RGB logits at canonical points.
 
     Without ``part_mask`` all ``B·N·K`` (point, part) pairs are decoded (one grid_sample per plane, one
-    batched matrix product per layer). With it, only the requested pairs are sampled and decoded: they are
-    grouped by part into a ``(K, M, C)`` batch (M = the largest count of one part) for the batched decoders.
+    batched matrix product per layer). With it, only the requested pairs are sampled and decoded: where
+    every point asks for all parts or none (the stage-1 render's packed rays), the points are sampled for
+    all parts at once (:func:`sample_all_parts`); otherwise the pairs are grouped by part into a
+    ``(K, M, C)`` batch (M = the largest count of one part) for the batched decoders.
 
     Parameters:
         decoders: The K decoders.
@@ -275,6 +320,14 @@ def decode_parts(
 
     delta_sdf = planes.new_full((batch, count, parts), float("-inf"))
     rgb_logits = planes.new_zeros((batch, count, parts, DECODER_OUTPUTS - 1))
+    if bool((part_mask.any(-1) == part_mask.all(-1)).all()):  # every point: all parts or none
+        b, n = part_mask.any(-1).nonzero(as_tuple=True)
+        if b.numel() == 0:
+            return delta_sdf, rgb_logits, 0
+        out = decoders(sample_all_parts(planes, b, normalized[b, n])).to(delta_sdf.dtype)  # (K, P, 4)
+        delta_sdf = delta_sdf.index_put((b, n), out[..., 0].T)
+        rgb_logits = rgb_logits.index_put((b, n), out[..., 1:].transpose(0, 1))
+        return delta_sdf, rgb_logits, b.numel() * parts
     # Requested pairs, ordered by part (stable: within a part, in (b, n) order).
     pairs = part_mask.permute(2, 0, 1).nonzero()  # (Q, 3): k, b, n
     num_queries = pairs.shape[0]
