@@ -483,16 +483,7 @@ class SemanticHumanGenerator(nn.Module):
                 triplanes, posed, cameras, columns=columns, ray_bounds=ray_bounds, perturb=perturb,
                 generator=generator, create_graph=create_graph,
             )
-        low_mask = None
-        if pixels is not None:  # render only the LR pixels that the guided samples of these HR pixels read
-            scale, low_size = self.settings.scale, self.settings.low_resolution
-            column_window(low_size, low_size, columns)  # checks `columns`
-            low_width = low_size if columns is None else columns[1] - columns[0]
-            height, width = low_size * scale, low_width * scale
-            check_window_pixels(pixels, ws.shape[0], height, width)
-            high_mask = torch.zeros(ws.shape[0], height * width, dtype=torch.bool, device=ws.device)
-            high_mask.scatter_(1, pixels.to(ws.device).long(), True)
-            low_mask = guided_support(high_mask.view(-1, height, width), scale).flatten(1)
+        low_mask = None if pixels is None else self._low_pixel_mask(pixels, ws.shape[0], columns, ws.device)
         with torch.no_grad():
             triplanes = self.local_generators.synthesize(ws, noise_mode, generator)
             low = self.render_stage1(
@@ -503,6 +494,19 @@ class SemanticHumanGenerator(nn.Module):
             triplanes, ws, posed, cameras, low, columns=columns, ray_bounds=ray_bounds,
             noise_mode=noise_mode, generator=generator, create_graph=create_graph, pixels=pixels,
         )
+
+    def _low_pixel_mask(self, pixels: torch.Tensor, batch: int, columns: Optional[tuple[int, int]], device) -> torch.Tensor:
+        """``(B, H·W)`` bool over the LR window: the pixels the guided samples of HR window ``pixels (B, R)``
+        read (:func:`guided_support`)."""
+        settings = self.settings
+        low_size = settings.low_resolution
+        column_window(low_size, low_size, columns)  # checks `columns`
+        width = (low_size if columns is None else columns[1] - columns[0]) * settings.scale
+        height = settings.high_resolution
+        check_window_pixels(pixels, batch, height, width)
+        high_mask = torch.zeros(batch, height * width, dtype=torch.bool, device=device)
+        high_mask.scatter_(1, pixels.to(device).long(), True)
+        return guided_support(high_mask.view(-1, height, width), settings.scale).flatten(1)
 
     def mapping(self, z: torch.Tensor, truncation_psi: float = 1.0, update_w_avg: bool = False) -> torch.Tensor:
         """``z (B, K, z_dim)`` → ``ws (B, K, num_ws, w_dim)`` (the mapper's forward)."""

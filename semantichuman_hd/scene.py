@@ -61,8 +61,8 @@ class PosedPartField:
         deformed = self.deformer.posed_to_canonical(points, self.posed, num_inits=self.num_root_inits, mask=wanted)
         prior = self.deformer.sdf_prior(deformed.canonical)
         valid = deformed.valid & (prior.abs() <= self.shell_width)
-        if part_mask is not None:
-            valid = valid & part_mask.any(-1)
+        if wanted is not None:
+            valid = valid & wanted
 
         sdf = points.new_full((batch, count, self.num_parts), float("-inf"))
         logits = points.new_zeros((batch, count, self.num_parts, 3))

@@ -363,22 +363,18 @@ class InverseLBSDeformer(nn.Module):
         if mask is not None and not bool(mask.all()):
             selected = mask.reshape(-1).nonzero().squeeze(1)
             flat, batch_index = flat[selected], batch_index[selected]
-        canonical, valid = [], []
-        for begin in range(0, flat.shape[0], chunk_size):
-            chunk_canonical, chunk_valid = self._solve(flat[begin : begin + chunk_size], batch_index[begin : begin + chunk_size], posed, num_inits)
-            canonical.append(chunk_canonical)
-            valid.append(chunk_valid)
-        all_canonical, all_valid = points.reshape(-1, 3), points.new_zeros(batch * count, dtype=torch.bool)
-        if canonical:
-            solved, solved_valid = torch.cat(canonical), torch.cat(valid)
-            if selected is None:
-                all_canonical, all_valid = solved, solved_valid
-            else:
-                all_canonical = all_canonical.index_put((selected,), solved)
-                all_valid = all_valid.index_put((selected,), solved_valid)
-        elif selected is None:
-            all_canonical = all_canonical.clone()
-        return DeformerOutput(all_canonical.reshape(points.shape), all_valid.reshape(batch, count))
+        solved = [
+            self._solve(flat[begin : begin + chunk_size], batch_index[begin : begin + chunk_size], posed, num_inits)
+            for begin in range(0, flat.shape[0], chunk_size)
+        ]
+        if not solved:
+            return DeformerOutput(points.clone(), points.new_zeros(points.shape[:2], dtype=torch.bool))
+        canonical = torch.cat([chunk for chunk, _ in solved])
+        valid = torch.cat([chunk for _, chunk in solved])
+        if selected is not None:  # the points not asked for come back as culled ones: unmoved, invalid
+            canonical = points.reshape(-1, 3).index_put((selected,), canonical)
+            valid = points.new_zeros(batch * count, dtype=torch.bool).index_put((selected,), valid)
+        return DeformerOutput(canonical.reshape(points.shape), valid.reshape(batch, count))
 
     def compile_solver(self, enabled: bool = True) -> bool:
         """Run the Newton iterations of :meth:`posed_to_canonical` through ``torch.compile`` (an optional

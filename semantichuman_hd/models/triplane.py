@@ -320,8 +320,9 @@ def decode_parts(
 
     delta_sdf = planes.new_full((batch, count, parts), float("-inf"))
     rgb_logits = planes.new_zeros((batch, count, parts, DECODER_OUTPUTS - 1))
-    if bool((part_mask.any(-1) == part_mask.all(-1)).all()):  # every point: all parts or none
-        b, n = part_mask.any(-1).nonzero(as_tuple=True)
+    asked = part_mask.any(-1)  # (B, N)
+    if bool((asked == part_mask.all(-1)).all()):  # every point: all parts or none
+        b, n = asked.nonzero(as_tuple=True)
         if b.numel() == 0:
             return delta_sdf, rgb_logits, 0
         out = decoders(sample_all_parts(planes, b, normalized[b, n])).to(delta_sdf.dtype)  # (K, P, 4)
