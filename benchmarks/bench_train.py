@@ -70,7 +70,7 @@ def render_fidelity(trainer: Trainer, count: int = 4) -> dict:
     preset = get_preset(trainer.config.preset)
     reference_settings = dataclasses.replace(
         G.settings, num_root_inits=NUM_ROOT_INITS, num_stratified=preset.num_stratified, num_importance=preset.num_importance,
-        skip_empty_rays=False,
+        skip_empty_rays=False, normal_min_weight=0.0,
     )
     training_settings = G.settings
     with torch.no_grad():
@@ -90,7 +90,7 @@ def render_fidelity(trainer: Trainer, count: int = 4) -> dict:
     return {
         "reference": {
             "ray_bounds": "box", "num_stratified": preset.num_stratified, "num_importance": preset.num_importance,
-            "num_root_inits": NUM_ROOT_INITS, "skip_empty_rays": False,
+            "num_root_inits": NUM_ROOT_INITS, "skip_empty_rays": False, "normal_min_weight": 0.0,
         },
         "image_psnr_db": psnr(fast.image, reference.image[..., window]),
         "masks_psnr_db": psnr(fast.masks, reference.masks[..., window]),

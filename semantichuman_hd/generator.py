@@ -26,7 +26,7 @@ from diffusers.utils import BaseOutput
 from torch import nn
 
 from .body.deformer import NUM_ROOT_INITS, InverseLBSDeformer, PosedBody
-from .checks import check_choice, check_non_negative_int, check_positive_int
+from .checks import check_choice, check_non_negative_int, check_number_in_range, check_positive_int
 from .data.format import LABEL_DIM, LABEL_SLICES
 from .models.local_generators import LocalGenerators, TriplaneOutput
 from .models.mapper import SemanticMapper
@@ -86,6 +86,10 @@ class RenderSettings:
     skip_empty_rays: bool = False
     """Stage 1: no importance samples on rays whose stratified samples found no density (a training
     shortcut, :class:`~semantichuman_hd.rendering.volume_renderer.VolumeRenderer`'s ``skip_empty_rays``)."""
+    normal_min_weight: float = 0.0
+    """Both stages: normals only at the samples whose compositing weight exceeds this (a training
+    shortcut, :class:`~semantichuman_hd.rendering.volume_renderer.VolumeRenderer`'s ``normal_min_weight``;
+    0: at every sample)."""
     chunk_size: int = DEFAULT_CHUNK_SIZE
     """Rays rendered at once (over the batch). Training's stage-2 patches fit one chunk: every chunk's
     texel gathers give the 6 HR tri-planes a full-size gradient to zero-fill and add up."""
@@ -104,6 +108,7 @@ class RenderSettings:
             raise ValueError(f"`high_resolution` ({self.high_resolution}) must be a multiple of `low_resolution` ({self.low_resolution}).")
         check_choice(self.selection_mode, SELECTION_MODES, "selection_mode")
         check_choice(self.composition, COMPOSITIONS, "composition")
+        check_number_in_range(self.normal_min_weight, "normal_min_weight", 0.0, 1.0, include_high=False)
         check_choice(self.guided_last_interval, LAST_INTERVALS, "guided_last_interval")
 
     @property
@@ -342,6 +347,7 @@ class SemanticHumanGenerator(nn.Module):
             composition=settings.composition,
             coarse_gradients=settings.coarse_gradients,
             skip_empty_rays=settings.skip_empty_rays,
+            normal_min_weight=settings.normal_min_weight,
             chunk_size=settings.chunk_size,
         )
 
@@ -430,7 +436,9 @@ class SemanticHumanGenerator(nn.Module):
         if settings.guided_last_interval == "exit":
             _, far, hit = self.ray_bounds(origins, directions, posed, ray_bounds)
             far = torch.where(hit, torch.maximum(far, depths.amax(-1)), depths.amax(-1))
-        renderer = VolumeRenderer(composition=settings.composition, chunk_size=settings.chunk_size)
+        renderer = VolumeRenderer(
+            composition=settings.composition, chunk_size=settings.chunk_size, normal_min_weight=settings.normal_min_weight
+        )
         output = renderer.render_depths(
             self.field(posed, hr_planes, stage=2), origins, directions, depths,
             beta=self.super_resolution.beta, far=far, ray_part_mask=ray_parts, create_graph=create_graph,

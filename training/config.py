@@ -83,6 +83,10 @@ class TrainingConfig:
     skip_empty_rays: bool = False
     """Evaluate no importance samples on rays whose stratified samples found no density (they missed the
     body shell; their importance samples almost always do too)."""
+    normal_min_weight: float = 0.0
+    """Take the normals (and their double backward) only at the samples whose compositing weight exceeds
+    this, in [0, 1) (0: at every sample, as the pipeline does). The normal maps then miss only the
+    samples of negligible weight."""
     ray_bounds: str = "capsules"
     """``capsules`` (skip rays and depths no body shell can reach) or ``box`` (the pipeline's)."""
     patch_height: int = 0
@@ -202,6 +206,7 @@ class TrainingConfig:
             check_choice(getattr(self, name), allowed, name)
 
         choice("stage", (1, 2))
+        check_number_in_range(self.normal_min_weight, "normal_min_weight", 0.0, 1.0, include_high=False)
         choice("preset", tuple(PRESETS))
         choice("ray_bounds", RAY_BOUNDS)
         choice("selection_mode", SELECTION_MODES)

@@ -467,7 +467,10 @@ class Trainer:
             "selection_mode", "depth_aggregation", "composition",
         )}
         generator = pipe.generator_model
-        shortcuts = {"coarse_gradients": config.coarse_gradients, "skip_empty_rays": config.skip_empty_rays}
+        shortcuts = {
+            "coarse_gradients": config.coarse_gradients, "skip_empty_rays": config.skip_empty_rays,
+            "normal_min_weight": config.normal_min_weight,
+        }
         if config.num_root_inits:
             shortcuts["num_root_inits"] = config.num_root_inits
         if config.num_stratified:

@@ -18,6 +18,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ..checks import check_number_in_range
 from ..precision import full_precision
 from .compositor import (
     COMPOSITIONS,
@@ -181,6 +182,11 @@ class VolumeRenderer(nn.Module):
         skip_empty_rays: Evaluate no importance samples on rays whose stratified samples all have zero
             density (a training shortcut: such rays missed the body shell, and their importance samples,
             spread evenly over the same interval, almost always do too; they render as empty).
+        normal_min_weight: Take normals only at the samples whose compositing weight exceeds this (a
+            training shortcut; 0, the default: at every sample). After the composite, those samples are
+            queried again with gradients and their normals integrated; the others count as zero. The
+            normal map ``normalize(Σ W_s n_s)`` then misses only the samples of negligible weight, while the
+            normals' gradient and double backward run over a few samples per ray instead of all of them.
 
     Normals are ``normalize(−∇_x sdf)`` per sample, with ``∇_x sdf = Σ_k c_k ∇_x sdf_k`` (``c_k`` the
     semantic weights for ``"sum_density"``, 1 per present part for ``"sum_sdf"``), taken by autograd
@@ -198,6 +204,7 @@ class VolumeRenderer(nn.Module):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         coarse_gradients: bool = True,
         skip_empty_rays: bool = False,
+        normal_min_weight: float = 0.0,
     ):
         super().__init__()
         for name, value, minimum in (
@@ -222,12 +229,19 @@ class VolumeRenderer(nn.Module):
         if not isinstance(skip_empty_rays, bool):
             raise ValueError(f"`skip_empty_rays` must be True or False, got {skip_empty_rays!r}.")
         self.skip_empty_rays = skip_empty_rays
+        self.normal_min_weight = check_number_in_range(normal_min_weight, "normal_min_weight", 0.0, 1.0, include_high=False)
+
+    @property
+    def _normals_after_composite(self) -> bool:
+        """Whether normals are taken after the composite, at the samples of weight > ``normal_min_weight``."""
+        return self.compute_normals and self.normal_min_weight > 0
 
     def extra_repr(self) -> str:
         return (
             f"num_stratified={self.num_stratified}, num_importance={self.num_importance}, "
             f"composition={self.composition!r}, compute_normals={self.compute_normals}, chunk_size={self.chunk_size}, "
-            f"coarse_gradients={self.coarse_gradients}, skip_empty_rays={self.skip_empty_rays}"
+            f"coarse_gradients={self.coarse_gradients}, skip_empty_rays={self.skip_empty_rays}, "
+            f"normal_min_weight={self.normal_min_weight}"
         )
 
     @property
@@ -298,7 +312,7 @@ class VolumeRenderer(nn.Module):
             return samples, far, queries
 
         return self._render_rays(
-            field, origins, directions, beta, hit, ray_part_mask, render_chunk, (near, far), self.samples_per_ray
+            field, origins, directions, beta, hit, ray_part_mask, render_chunk, (near, far), self.samples_per_ray, create_graph
         )
 
     @full_precision
@@ -340,11 +354,13 @@ class VolumeRenderer(nn.Module):
             return samples, far, queries
 
         ray_values = (depths,) if far is None else (depths, far)
-        return self._render_rays(field, origins, directions, beta, hit, ray_part_mask, render_chunk, ray_values, num_samples)
+        return self._render_rays(
+            field, origins, directions, beta, hit, ray_part_mask, render_chunk, ray_values, num_samples, create_graph
+        )
 
     # ------------------------------------------------------------------ internals
 
-    def _render_rays(self, field, origins, directions, beta, hit, ray_part_mask, render_chunk, ray_values, num_samples):
+    def _render_rays(self, field, origins, directions, beta, hit, ray_part_mask, render_chunk, ray_values, num_samples, create_graph):
         """Pack the active rays of each chunk, render them with ``render_chunk`` and scatter the results
         into background-filled per-ray outputs."""
         if self.compute_normals and torch.is_inference_mode_enabled():
@@ -371,8 +387,14 @@ class VolumeRenderer(nn.Module):
                     ray_mask = ray_mask & _gather_rays(ray_part_mask[:, span], index)
                 gathered = [_gather_rays(values[:, span], index) for values in (origins, directions, *ray_values)]
                 samples, far, queries = render_chunk(field, beta_t, num_parts, gathered[0], gathered[1], ray_mask, *gathered[2:])
+                weights, _ = alpha_composite(samples.density, samples.depths, far=far)
+                if self._normals_after_composite:
+                    samples.normals, normal_queries = self._weighty_sample_normals(
+                        field, gathered[0], gathered[1], samples.depths, weights, ray_mask, beta_t, num_parts, create_graph
+                    )
+                    queries += normal_queries
                 total_queries += queries
-                per_ray = self._composite(samples, far)
+                per_ray = self._composite(samples, weights)
                 rows = torch.arange(batch, device=index.device).unsqueeze(1).expand_as(index)[present]
                 cols = index[present]
                 for name, values in per_ray.items():
@@ -407,9 +429,8 @@ class VolumeRenderer(nn.Module):
             outputs["normals"] = zeros(3)
         return outputs
 
-    def _composite(self, samples: _Samples, far: torch.Tensor | None) -> dict:
-        """Per-ray maps ``(B, M, ...)`` of composed samples."""
-        weights, _ = alpha_composite(samples.density, samples.depths, far=far)
+    def _composite(self, samples: _Samples, weights: torch.Tensor) -> dict:
+        """Per-ray maps ``(B, M, ...)`` of composed samples with compositing ``weights (B, M, S)``."""
         outputs = {
             "rgb": integrate_rgb(weights, samples.rgb),
             "depth": integrate_depth(weights, samples.depths),
@@ -444,32 +465,9 @@ class VolumeRenderer(nn.Module):
         if bool(part_mask.all()):
             part_mask = None
 
-        grad_enabled = torch.is_grad_enabled()
         sdf_gradient = None
-        if self.compute_normals:
-            with torch.enable_grad():
-                query_points = points if points.requires_grad else points.detach().requires_grad_(True)
-                sdf, logits = self._query(field, query_points, part_mask, batch, num_parts)
-                composition = compose_parts(sdf, logits, beta, self.composition)
-                present = sdf != float("-inf")
-                target = (composition.sdf_gradient_weights.detach() * torch.where(present, sdf, torch.zeros_like(sdf))).sum()
-                if target.requires_grad:
-                    (sdf_gradient,) = torch.autograd.grad(
-                        target,
-                        query_points,
-                        create_graph=create_graph and grad_enabled,
-                        retain_graph=grad_enabled,
-                        allow_unused=True,
-                    )
-                elif bool(present.any()):
-                    raise RuntimeError(
-                        "Normals need the field's `sdf` to be differentiable with respect to the query points; "
-                        "the field returned an sdf without gradient. Use compute_normals=False or fix the field."
-                    )
-            if sdf_gradient is None:
-                sdf_gradient = torch.zeros_like(points)
-            if not grad_enabled:
-                composition = _detached(composition)
+        if self.compute_normals and not self._normals_after_composite:
+            composition, sdf_gradient = self._query_with_gradient(field, points, part_mask, beta, batch, num_parts, create_graph)
         else:
             sdf, logits = self._query(field, points, part_mask, batch, num_parts)
             composition = compose_parts(sdf, logits, beta, self.composition)
@@ -486,6 +484,55 @@ class VolumeRenderer(nn.Module):
             normals=normals,
         )
         return samples, queries
+
+    def _query_with_gradient(self, field, points, part_mask, beta, batch: int, num_parts: int, create_graph: bool):
+        """The composed field at ``points (B, N, 3)`` and ``∇_x sdf (B, N, 3)`` (zero where no part is
+        present), by autograd also under ``torch.no_grad()``; differentiable with ``create_graph``."""
+        grad_enabled = torch.is_grad_enabled()
+        sdf_gradient = None
+        with torch.enable_grad():
+            query_points = points if points.requires_grad else points.detach().requires_grad_(True)
+            sdf, logits = self._query(field, query_points, part_mask, batch, num_parts)
+            composition = compose_parts(sdf, logits, beta, self.composition)
+            present = sdf != float("-inf")
+            target = (composition.sdf_gradient_weights.detach() * torch.where(present, sdf, torch.zeros_like(sdf))).sum()
+            if target.requires_grad:
+                (sdf_gradient,) = torch.autograd.grad(
+                    target,
+                    query_points,
+                    create_graph=create_graph and grad_enabled,
+                    retain_graph=grad_enabled,
+                    allow_unused=True,
+                )
+            elif bool(present.any()):
+                raise RuntimeError(
+                    "Normals need the field's `sdf` to be differentiable with respect to the query points; "
+                    "the field returned an sdf without gradient. Use compute_normals=False or fix the field."
+                )
+        if sdf_gradient is None:
+            sdf_gradient = torch.zeros_like(points)
+        if not grad_enabled:
+            composition = _detached(composition)
+        return composition, sdf_gradient
+
+    def _weighty_sample_normals(self, field, origins, directions, depths, weights, ray_mask, beta, num_parts: int, create_graph: bool):
+        """Sample normals ``(B, M, S, 3)`` of packed rays at the samples whose compositing weight exceeds
+        ``normal_min_weight`` (queried again, with gradients), zero at the others; and the number of part
+        evaluations made."""
+        batch, rays, count = depths.shape
+        chosen = (weights.detach() > self.normal_min_weight).reshape(batch, rays * count)
+        normals = depths.new_zeros(batch, rays * count, 3)
+        index, present = pack_rows(chosen)
+        if index.shape[1] == 0:
+            return normals.reshape(batch, rays, count, 3), 0
+        ray_index = index // count
+        sample_depths = torch.gather(depths.reshape(batch, rays * count), 1, index)
+        points = _gather_rays(origins, ray_index) + sample_depths.unsqueeze(-1) * _gather_rays(directions, ray_index)
+        part_mask = _gather_rays(ray_mask, ray_index) & present.unsqueeze(-1)
+        _, sdf_gradient = self._query_with_gradient(field, points, part_mask, beta, batch, num_parts, create_graph)
+        rows = torch.arange(batch, device=index.device).unsqueeze(1).expand_as(index)[present]
+        normals = normals.index_put((rows, index[present]), gradient_to_normal(sdf_gradient)[present])
+        return normals.reshape(batch, rays, count, 3), int(part_mask.sum().item())
 
     @staticmethod
     def _query(field: PartField, points: torch.Tensor, part_mask, batch: int, num_parts: int):
