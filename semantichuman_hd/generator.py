@@ -551,34 +551,34 @@ class SemanticHumanGenerator(nn.Module):
         """SDF values and gradients of every part at canonical ``points (B, N, 3)`` (eikonal, density TV).
 
         The body prior is fixed, so its gradient enters as a constant and only Δsdf's gradient keeps a
-        graph (``create_graph``), which is all the parameters' gradients need."""
+        graph (``create_graph``), which is all the parameters' gradients need. Δsdf's gradients are
+        separated per part by repeating each point once per part and decoding part k's copy for part k
+        only; those copies, the points and their jittered twins go through one ``decode`` call, so the
+        planes are read by one gather and receive one plane-sized gradient (three calls cost three, which
+        at stage 2's 256² planes is most of a regularisation step)."""
         decode = (self.local_generators if stage == 1 else self.super_resolution).decode
         prior = self.deformer.sdf_prior
         points = points.detach()
+        batch, count = points.shape[:2]
+        parts = planes.shape[1]
         with torch.enable_grad():
             prior_points = points.clone().requires_grad_(True)
             prior_values = prior(prior_points)
             (prior_gradient,) = torch.autograd.grad(prior_values.sum(), prior_points)
-        gradients = self._per_part_gradients(decode, planes, points) + prior_gradient.unsqueeze(2)
-        delta, _ = decode(planes, points, None)
         jittered = points + torch.randn(points.shape, generator=generator, device=points.device) * DENSITY_TV_OFFSET
-        delta_jittered, _ = decode(planes, jittered, None)
+        copies = count * parts  # point n's copy for part k is row n·K + k
+        one_part = torch.eye(parts, dtype=torch.bool, device=points.device).repeat(count, 1)
+        every_part = torch.ones(2 * count, parts, dtype=torch.bool, device=points.device)
+        mask = torch.cat([one_part, every_part]).unsqueeze(0).expand(batch, -1, -1)
+        with torch.enable_grad():
+            repeated = points.unsqueeze(2).expand(batch, count, parts, 3).reshape(batch, copies, 3)
+            queries = torch.cat([repeated, points, jittered], 1).requires_grad_(True)
+            delta, _ = decode(planes, queries, mask)
+            picked = delta[:, :copies].reshape(batch, count, parts, parts).diagonal(dim1=2, dim2=3)  # (B, N, K)
+            (gradient,) = torch.autograd.grad(picked.sum(), queries, create_graph=True)
+        gradients = gradient[:, :copies].reshape(batch, count, parts, 3) + prior_gradient.unsqueeze(2)
         return FieldRegularizers(
             sdf_gradients=gradients,
-            sdf=prior_values.detach().unsqueeze(-1) + delta,
-            sdf_jittered=prior(jittered).detach().unsqueeze(-1) + delta_jittered,
+            sdf=prior_values.detach().unsqueeze(-1) + delta[:, copies : copies + count],
+            sdf_jittered=prior(jittered).detach().unsqueeze(-1) + delta[:, copies + count :],
         )
-
-    @staticmethod
-    def _per_part_gradients(decode, planes: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-        """``(B, N, K, 3)`` ∇Δsdf_k of each part: the points are repeated once per part and part k's copy
-        is decoded for part k only, so one backward pass separates them."""
-        batch, count = points.shape[:2]
-        parts = planes.shape[1]
-        with torch.enable_grad():
-            repeated = points.detach().unsqueeze(2).expand(batch, count, parts, 3).reshape(batch, count * parts, 3).requires_grad_(True)
-            mask = torch.eye(parts, dtype=torch.bool, device=points.device).repeat(count, 1).unsqueeze(0).expand(batch, -1, -1)
-            delta, _ = decode(planes, repeated, mask)
-            picked = delta.reshape(batch, count, parts, parts).diagonal(dim1=2, dim2=3)  # (B, N, K)
-            (gradient,) = torch.autograd.grad(picked.sum(), repeated, create_graph=True)
-        return gradient.reshape(batch, count, parts, 3)

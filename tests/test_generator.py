@@ -133,6 +133,10 @@ def test_field_regularizers_give_per_part_gradients(pipe):
     analytic = (regs.sdf_gradients[..., 2, 0] - prior_gradient[..., 0]).detach()
     torch.testing.assert_close(analytic, numeric, atol=1e-3, rtol=0.02)
     assert regs.sdf_gradients.requires_grad
+    # The values are the prior plus the decoder's Δsdf at the points, as a decode of the points alone gives.
+    with torch.no_grad():
+        delta, _ = pipe.local_generators.decode(planes, points)
+    torch.testing.assert_close(regs.sdf.detach(), pipe.deformer.sdf_prior(points).unsqueeze(-1) + delta, atol=1e-5, rtol=0)
 
 
 def test_dataset_labels_place_the_body_where_the_pictures_show_it(pipe, tmp_path):
