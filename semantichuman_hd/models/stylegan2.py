@@ -211,8 +211,9 @@ class GroupedModulatedConv2d(nn.Module):
         self.weight = nn.Parameter(torch.randn(num_groups, out_channels, in_channels, kernel_size, kernel_size))
         self.weight_gain = 1.0 / math.sqrt(in_channels * kernel_size * kernel_size)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """``x (B, K, Cin, H, W)``, ``w (B, K, w_dim)`` → ``(B, K, Cout, H', W')`` (H' = 2H if upsampling)."""
+    def forward(self, x: torch.Tensor, w: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``x (B, K, Cin, H, W)``, ``w (B, K, w_dim)`` → ``(B, K, Cout, H', W')`` (H' = 2H if upsampling),
+        plus ``bias (K, Cout)`` if given (after the demodulation)."""
         batch, groups = x.shape[:2]
         styles = self.affine(w) * self.weight_gain  # (B, K, Cin)
         x = x * styles[..., None, None]
@@ -226,6 +227,11 @@ class GroupedModulatedConv2d(nn.Module):
             # layout that tri-plane sampling reads without a copy (``triplane.texel_major``).
             pixels = x.reshape(batch, groups, self.in_channels, height * width).transpose(-1, -2)  # (B, K, HW, Cin)
             y = torch.matmul(pixels, self.weight.reshape(groups, self.out_channels, self.in_channels).transpose(-1, -2))
+            if bias is not None and not self.demodulate:
+                # Added in place in this layout (no second output tensor); expanded over the batch so that
+                # its gradient is a sum over the pixels, then over B (one sum over (B, H·W) is 8× slower).
+                y.add_(bias.unsqueeze(1).expand(batch, -1, -1, -1))
+                bias = None
             y = y.unflatten(2, (height, width)).permute(0, 1, 4, 2, 3)  # (B, K, Cout, H, W), channels last
         else:
             weight = self.weight.reshape(groups * self.out_channels, self.in_channels, self.kernel_size, self.kernel_size)
@@ -239,6 +245,8 @@ class GroupedModulatedConv2d(nn.Module):
             # Σ_{i,kh,kw} (W[o,i,kh,kw] s[i])² = Σ_i (Σ_{kh,kw} W[o,i,kh,kw]²) s[i]²
             energy = torch.einsum("koi,bki->bko", self.weight.square().sum((3, 4)), styles.square())
             y = y * (energy + DEMODULATION_EPS).rsqrt()[..., None, None]
+        if bias is not None:
+            y = y + bias.expand(batch, -1, -1)[..., None, None]
         return y
 
     def extra_repr(self) -> str:
@@ -314,11 +322,7 @@ class ToPlanes(nn.Module):
         self.bias = nn.Parameter(torch.zeros(num_groups, out_channels))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        # The bias is expanded over the batch before the add: the planes come channels last, and the bias
-        # gradient is then a sum over (H, W) followed by one over B (an 8× faster reduction on a CPU than
-        # the single sum over (B, H, W) that broadcasting the (K, Cout) bias would ask for).
-        bias = self.bias.expand(x.shape[0], -1, -1)[..., None, None]
-        return bias_activation(self.conv(x, w), bias, "linear")
+        return self.conv(x, w, bias=self.bias)
 
 
 class SynthesisBlock(nn.Module):
