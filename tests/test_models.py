@@ -363,6 +363,23 @@ def test_modulated_conv_matches_its_definition(kernel_size, upsample):
             torch.testing.assert_close(y[b, k], expected, atol=1e-10, rtol=1e-10)
 
 
+@pytest.mark.parametrize("kernel_size, demodulate", [(1, False), (1, True), (3, False)])
+def test_modulated_conv_bias_is_added_after_everything(kernel_size, demodulate):
+    """``bias (K, Cout)`` adds to the output (after the demodulation), whether the 1×1 matrix product adds it
+    in its own layout or not; its gradient is the output gradient summed over the batch and pixels."""
+    torch.manual_seed(0)
+    groups, cin, cout, w_dim = 3, 4, 5, 8
+    conv = GroupedModulatedConv2d(groups, cin, cout, w_dim, kernel_size=kernel_size, demodulate=demodulate).double()
+    x = torch.randn(2, groups, cin, 6, 6, dtype=torch.float64)
+    w = torch.randn(2, groups, w_dim, dtype=torch.float64)
+    bias = torch.randn(groups, cout, dtype=torch.float64, requires_grad=True)
+    y = conv(x, w, bias=bias)
+    torch.testing.assert_close(y, conv(x, w) + bias[..., None, None].detach(), atol=1e-12, rtol=0)
+    upstream = torch.randn_like(y)
+    (y * upstream).sum().backward()
+    torch.testing.assert_close(bias.grad, upstream.sum((0, 3, 4)), atol=1e-10, rtol=0)
+
+
 # -------------------------------------------------------------------------------------------- mapper
 
 
