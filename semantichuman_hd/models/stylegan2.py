@@ -228,9 +228,10 @@ class GroupedModulatedConv2d(nn.Module):
             pixels = x.reshape(batch, groups, self.in_channels, height * width).transpose(-1, -2)  # (B, K, HW, Cin)
             y = torch.matmul(pixels, self.weight.reshape(groups, self.out_channels, self.in_channels).transpose(-1, -2))
             if bias is not None and not self.demodulate:
-                # Added in place in this layout (no second output tensor); expanded over the batch so that
-                # its gradient is a sum over the pixels, then over B (one sum over (B, H·W) is 8× slower).
-                y.add_(bias.unsqueeze(1).expand(batch, -1, -1, -1))
+                # Added in this layout, expanded over the batch, so that its gradient is a sum over the
+                # pixels, then over B (one sum over (B, H·W) of the channels-last planes is 8× slower). Not
+                # in place: under autocast the product is bfloat16 and the float32 bias promotes it.
+                y = y + bias.unsqueeze(1).expand(batch, -1, -1, -1)
                 bias = None
             y = y.unflatten(2, (height, width)).permute(0, 1, 4, 2, 3)  # (B, K, Cout, H, W), channels last
         else:
