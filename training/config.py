@@ -206,7 +206,6 @@ class TrainingConfig:
             check_choice(getattr(self, name), allowed, name)
 
         choice("stage", (1, 2))
-        check_number_in_range(self.normal_min_weight, "normal_min_weight", 0.0, 1.0, include_high=False)
         choice("preset", tuple(PRESETS))
         choice("ray_bounds", RAY_BOUNDS)
         choice("selection_mode", SELECTION_MODES)
@@ -248,6 +247,7 @@ class TrainingConfig:
         number("coverage_floor", maximum=1.0)
         number("coverage_floor_weight")
         number("face_crop_fraction", strict=True, maximum=1.0)
+        check_number_in_range(self.normal_min_weight, "normal_min_weight", 0.0, 1.0, include_high=False)  # [0, 1)
         if self.ema_rampup is not None:
             number("ema_rampup", strict=True)
         betas = self.adam_betas
