@@ -94,7 +94,7 @@ def test_config_rejects_unknown_keys_and_bad_values(tmp_path):
         load_config(TINY1, ["data_dir"])
     with pytest.raises(FileNotFoundError, match="--config"):
         load_config(tmp_path / "missing.yaml", ["data_dir=x"])
-    for bad in ("beta_lr=0", "beta_min=-0.01", "coverage_floor=1.5", "coverage_floor_weight=-1"):
+    for bad in ("beta_lr=0", "beta_min=-0.01", "coverage_floor=1.5", "coverage_floor_weight=-1", "normal_min_weight=1.0", "normal_min_weight=-0.1"):
         with pytest.raises(ValueError, match=bad.split("=")[0]):
             load_config(TINY1, ["data_dir=x", bad])
     for bad, message in (
