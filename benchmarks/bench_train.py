@@ -7,13 +7,15 @@ fidelity: PSNR of the training render against the pipeline's reference render of
 configs (``training/configs/{preset}_stage{stage}.yaml``; ``key=value`` overrides after ``--set``) on a
 procedural dataset generated once into ``--data`` (default a cache folder). The first ``--warmup``
 steps are not timed; the timed steps cover one full lazy-regularisation cycle by default. The steps
-start from the preset's random weights, or with ``--weights bundled`` from the package's trained
-``demo`` checkpoint (stage 1 resumes it through ``init_pipeline``, stage 2 trains on it): a trained
-model's parts are compact, so its renders cost less than a random model's, whose parts fill the whole
-shell; that is the speed of most of a run. Prints JSON, one record per (preset, stage)::
+start from the preset's random weights, with ``--weights warm_start`` (stage 1) from them after the
+config's warm start (what a run from scratch times at its first step), or with ``--weights bundled`` from
+the package's trained ``demo`` checkpoint (stage 1 resumes it through ``init_pipeline``, stage 2 trains on
+it): a trained model's parts are compact and its surfaces sharp, so its renders cost less than a random
+model's, whose parts fill the whole shell; that is the speed of most of a run. Prints JSON, one record
+per (preset, stage)::
 
     python benchmarks/bench_train.py [--presets demo] [--stages 1 2] [--steps 16] [--device cpu]
-                                     [--weights random|bundled]
+                                     [--weights random|warm_start|bundled]
                                      [--out benchmarks/results/bench_train_cpu.json] [--set batch_size=8 ...]
 """
 
@@ -120,6 +122,8 @@ def run(preset: str, stage: int, args, data_root: Path, stage1: Path | None) -> 
             overrides.append(f"init_pipeline={bundled_float32_copy(data_root)}")
         trainer = Trainer(load_config(config_path, overrides))
         device = trainer.device
+        if args.weights == "warm_start":
+            trainer.warm_start()  # as `Trainer.train` does before the first step
         fidelity = render_fidelity(trainer) if stage == 1 else None
         for _ in range(args.warmup):
             trainer.train_step()
@@ -163,14 +167,17 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="only 'cpu' or a CUDA device visible to accelerate")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument(
-        "--weights", choices=["random", "bundled"], default="random",
-        help="start from the preset's random weights or from the bundled demo checkpoint (demo only)",
+        "--weights", choices=["random", "warm_start", "bundled"], default="random",
+        help="start from the preset's random weights, from them after the config's warm start (stage 1), "
+        "or from the bundled demo checkpoint (demo only)",
     )
     parser.add_argument("--set", nargs="*", default=[], metavar="key=value", help="configuration overrides")
     parser.add_argument("--out", default=None, help="also write the JSON report here")
     args = parser.parse_args()
     if args.weights == "bundled" and args.presets != ["demo"]:
         parser.error(f"--weights bundled is the demo checkpoint: use it with --presets demo, got {' '.join(args.presets)}")
+    if args.weights == "warm_start" and args.stages != [1]:
+        parser.error(f"--weights warm_start is stage 1's start (stage 2 starts from a trained stage 1): use it with --stages 1, got {' '.join(map(str, args.stages))}")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device == "cpu":
