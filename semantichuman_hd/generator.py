@@ -87,9 +87,10 @@ class RenderSettings:
     """Stage 1: no importance samples on rays whose stratified samples found no density (a training
     shortcut, :class:`~semantichuman_hd.rendering.volume_renderer.VolumeRenderer`'s ``skip_empty_rays``)."""
     normal_min_weight: float = 0.0
-    """Both stages: normals only at the samples whose compositing weight exceeds this (a training
-    shortcut, :class:`~semantichuman_hd.rendering.volume_renderer.VolumeRenderer`'s ``normal_min_weight``;
-    0: at every sample)."""
+    """Both stages: normals only on the rays of alpha above this ``t``, at their heaviest samples holding
+    ``1 − t`` of the ray's weight (a training shortcut,
+    :class:`~semantichuman_hd.rendering.volume_renderer.VolumeRenderer`'s ``normal_min_weight``; 0: at
+    every sample)."""
     chunk_size: int = DEFAULT_CHUNK_SIZE
     """Rays rendered at once (over the batch). Training's stage-2 patches fit one chunk: every chunk's
     texel gathers give the 6 HR tri-planes a full-size gradient to zero-fill and add up."""

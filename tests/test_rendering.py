@@ -620,10 +620,10 @@ def test_skipping_empty_rays_evaluates_fewer_samples_and_renders_the_same():
 
 
 def test_normals_at_weighty_samples_only():
-    """``normal_min_weight``: normals are taken after the composite at the samples of weight above it.
-    Everything else is unchanged; with a threshold below every positive weight the normals equal the
-    all-sample ones (zero-weight samples add nothing); above it, fewer samples are queried again and the
-    normals stay close and differentiable."""
+    """``normal_min_weight`` t: normals are taken after the composite, on the rays of alpha above t, at the
+    heaviest samples holding 1 − t of the ray's weight. Everything else is unchanged; with a tiny t the
+    normals equal the all-sample ones (zero-weight samples add nothing); at 0.1, fewer samples are queried
+    again and the normals stay close and differentiable, for sharp and for soft surfaces."""
     parts = BlobParts(centres=[[0.0, 0.1, 0.0], [0.15, -0.2, 0.05]], radii=[0.2, 0.15], margin=0.05)
     parts.amplitudes.requires_grad_(True)
     cameras = perspective_camera((0.0, 0.3, 2.0), focal=1.0)
@@ -639,12 +639,26 @@ def test_normals_at_weighty_samples_only():
             torch.testing.assert_close(getattr(renders[weight], name), getattr(full, name), atol=1e-6, rtol=0)
     torch.testing.assert_close(renders[1e-12].normals, full.normals, atol=1e-5, rtol=0)
     fast = renders[0.1]
-    chosen = int((full.sample_weights > 0.1).sum())
+    weights = full.sample_weights.detach()
+    heaviest, _ = weights.sort(-1, descending=True)
+    alpha = weights.sum(-1, keepdim=True)
+    chosen = int(((heaviest.cumsum(-1) - heaviest < 0.9 * alpha) & (heaviest > 0) & (alpha > 0.1)).sum())
     assert 0 < chosen < int((full.sample_weights > 0).sum()) // 2
     assert fast.num_field_queries == full.num_field_queries + chosen * parts.num_parts  # the chosen samples again
     opaque = full.alpha > 0.9
     cosine = (fast.normals * full.normals).sum(-1)[opaque].detach()
     assert int(opaque.sum()) > 20 and float(cosine.mean()) > 0.99 and float(cosine.min()) > 0.95  # within 18°, 8° on average
+    # A soft surface spreads its weight over many samples, none above 0.1: the normals stay close.
+    soft = {
+        weight: VolumeRenderer(num_stratified=16, num_importance=16, normal_min_weight=weight).render(
+            parts, origins, directions, near, far, beta=0.2, hit=hit
+        )
+        for weight in (0.0, 0.1)
+    }
+    covered = soft[0.0].alpha > 0.5
+    assert float(soft[0.0].sample_weights.detach().amax()) < 0.1 and int(covered.sum()) > 20  # no weight above 0.1
+    cosine = (soft[0.1].normals * soft[0.0].normals).sum(-1)[covered].detach()
+    assert float(cosine.mean()) > 0.98 and float(cosine.min()) > 0.9
     fast.normals[..., 2].sum().backward()
     assert parts.amplitudes.grad is not None and float(parts.amplitudes.grad.abs().sum()) > 0
     guided = VolumeRenderer(normal_min_weight=1e-12).render_depths(parts, origins, directions, full.sample_depths, beta=0.02, hit=hit)

@@ -84,9 +84,9 @@ class TrainingConfig:
     """Evaluate no importance samples on rays whose stratified samples found no density (they missed the
     body shell; their importance samples almost always do too)."""
     normal_min_weight: float = 0.0
-    """Take the normals (and their double backward) only at the samples whose compositing weight exceeds
-    this, in [0, 1) (0: at every sample, as the pipeline does). The normal maps then miss only the
-    samples of negligible weight."""
+    """``t`` in [0, 1): take the normals (and their double backward) only on the rays of alpha above ``t``,
+    at their heaviest samples holding ``1 − t`` of the ray's compositing weight (0: at every sample, as
+    the pipeline does). The normal maps then miss only a share ``t`` of each ray's weight."""
     ray_bounds: str = "capsules"
     """``capsules`` (skip rays and depths no body shell can reach) or ``box`` (the pipeline's)."""
     patch_height: int = 0

@@ -182,11 +182,13 @@ class VolumeRenderer(nn.Module):
         skip_empty_rays: Evaluate no importance samples on rays whose stratified samples all have zero
             density (a training shortcut: such rays missed the body shell, and their importance samples,
             spread evenly over the same interval, almost always do too; they render as empty).
-        normal_min_weight: Take normals only at the samples whose compositing weight exceeds this (a
-            training shortcut; 0, the default: at every sample). After the composite, those samples are
-            queried again with gradients and their normals integrated; the others count as zero. The
-            normal map ``normalize(Σ W_s n_s)`` then misses only the samples of negligible weight, while the
-            normals' gradient and double backward run over a few samples per ray instead of all of them.
+        normal_min_weight: Take normals only on the rays whose coverage (alpha) exceeds this ``t``, at
+            their heaviest samples that together hold ``1 − t`` of the ray's compositing weight (a training
+            shortcut; 0, the default: at every sample). After the composite, those samples are queried
+            again with gradients and their normals integrated; the others count as zero. The normal map
+            ``normalize(Σ W_s n_s)`` then misses only a share ``t`` of each ray's weight and the faint rays,
+            while the normals' gradient and double backward run over one to three samples per ray of a
+            sharp surface instead of all of them (more on a soft one, whose weight is spread).
 
     Normals are ``normalize(−∇_x sdf)`` per sample, with ``∇_x sdf = Σ_k c_k ∇_x sdf_k`` (``c_k`` the
     semantic weights for ``"sum_density"``, 1 per present part for ``"sum_sdf"``), taken by autograd
@@ -233,7 +235,7 @@ class VolumeRenderer(nn.Module):
 
     @property
     def _normals_after_composite(self) -> bool:
-        """Whether normals are taken after the composite, at the samples of weight > ``normal_min_weight``."""
+        """Whether normals are taken after the composite, at the heaviest samples (``normal_min_weight``)."""
         return self.compute_normals and self.normal_min_weight > 0
 
     def extra_repr(self) -> str:
@@ -516,11 +518,16 @@ class VolumeRenderer(nn.Module):
         return composition, sdf_gradient
 
     def _weighty_sample_normals(self, field, origins, directions, depths, weights, ray_mask, beta, num_parts: int, create_graph: bool):
-        """Sample normals ``(B, M, S, 3)`` of packed rays at the samples whose compositing weight exceeds
-        ``normal_min_weight`` (queried again, with gradients), zero at the others; and the number of part
-        evaluations made."""
+        """Sample normals ``(B, M, S, 3)`` of packed rays, on the rays of alpha above ``t = normal_min_weight``, at
+        their heaviest samples holding ``1 − t`` of the ray's weight (queried again, with gradients), zero at
+        the others; and the number of part evaluations made."""
         batch, rays, count = depths.shape
-        chosen = (weights.detach() > self.normal_min_weight).reshape(batch, rays * count)
+        weights, threshold = weights.detach(), self.normal_min_weight
+        alpha = weights.sum(-1, keepdim=True)
+        heaviest, order = weights.sort(-1, descending=True)
+        # In order of weight, a sample is kept while the heavier ones hold less than 1 − t of the weight.
+        keep = (heaviest.cumsum(-1) - heaviest < (1 - threshold) * alpha) & (heaviest > 0)
+        chosen = (torch.zeros_like(keep).scatter(-1, order, keep) & (alpha > threshold)).reshape(batch, rays * count)
         normals = depths.new_zeros(batch, rays * count, 3)
         index, present = pack_rows(chosen)
         if index.shape[1] == 0:
