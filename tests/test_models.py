@@ -19,7 +19,7 @@ from semantichuman_hd.models import (
     sample_triplanes,
 )
 from semantichuman_hd.models.local_generators import BETA_INIT
-from semantichuman_hd.models.stylegan2 import DEMODULATION_EPS, GroupedModulatedConv2d
+from semantichuman_hd.models.stylegan2 import DEMODULATION_EPS, GroupedModulatedConv2d, ToPlanes, upsample
 from semantichuman_hd.models.triplane import count_decoder_queries, sample_all_parts, sample_triplane_pairs, texel_major, texel_order
 from semantichuman_hd.parts import NUM_PARTS
 from semantichuman_hd.presets import PRESETS, get_preset
@@ -193,6 +193,80 @@ def test_all_parts_sampling_matches_the_pairs_to_second_order(layout):
     torch.testing.assert_close(ours[1], theirs[1], atol=1e-10, rtol=0)
     for a, b in zip(torch.autograd.grad(ours[2], (base, points)), torch.autograd.grad(theirs[2], (base, points))):
         torch.testing.assert_close(a, b, atol=1e-9, rtol=0)
+
+
+def _autograd_node_names(tensor: torch.Tensor) -> set[str]:
+    names, stack, seen = set(), [tensor.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.add(type(node).__name__)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return names
+
+
+@pytest.mark.parametrize("sampler", ["pairs", "all_parts"])
+def test_points_without_gradient_are_read_by_the_fused_weighted_sum(sampler):
+    """Points without gradient (a render's samples) are read by one fused weighted sum of texel rows
+    instead of gathered rows: the features and plane gradients of ``grid_sample``, and a backward that is
+    itself differentiable (second order in the planes)."""
+    rng = torch.Generator().manual_seed(2)
+    planes = torch.randn(2, 3, 3, 2, 4, 4, generator=rng, dtype=torch.float64, requires_grad=True)
+    points = torch.rand(30, 3, generator=rng, dtype=torch.float64) * 2.2 - 1.1  # some outside the box
+    batch_index = torch.randint(0, 2, (30,), generator=rng)
+    part_index = torch.randint(0, 3, (30,), generator=rng)
+    dense = sample_triplanes(planes, points.expand(2, -1, -1))  # (B, N, K, C)
+
+    def sample(stored):
+        if sampler == "pairs":
+            return sample_triplane_pairs(stored, batch_index, part_index, points)
+        return sample_all_parts(stored, batch_index, points)  # (K, P, C)
+
+    ours = sample(texel_major(planes))
+    assert "_WeightedRowSumsBackward" in _autograd_node_names(ours)
+    theirs = dense[batch_index, torch.arange(30), part_index] if sampler == "pairs" else dense[batch_index, torch.arange(30)].transpose(0, 1)
+    torch.testing.assert_close(ours, theirs, atol=1e-12, rtol=0)
+    upstream = torch.randn(ours.shape, generator=rng, dtype=torch.float64)
+    torch.testing.assert_close(torch.autograd.grad(ours, planes, upstream)[0], torch.autograd.grad(theirs, planes, upstream)[0], atol=1e-10, rtol=0)
+    assert torch.autograd.gradgradcheck(lambda p: sample(texel_major(p)), (planes,))
+    # With gradients in the points (normals, eikonal losses), the gathered rows: twice differentiable in them.
+    assert "_WeightedRowSumsBackward" not in _autograd_node_names(sample_triplane_pairs(planes, batch_index, part_index, points.requires_grad_(True)))
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_output_layer_adds_the_upsampled_skip_inside_its_product(autocast):
+    """``ToPlanes(x, w, skip)`` is ``upsample(skip) + ToPlanes(x, w)`` (bias added once), computed as one
+    batched product into the upsampled skip, stored channels last; with the same gradients. Under
+    autocast the product runs in low precision and the sum stays in the skip's precision."""
+    torch.manual_seed(0)
+    groups, cin, cout, w_dim = 3, 4, 6, 8
+    layer = ToPlanes(groups, cin, cout, w_dim).double()
+    with torch.no_grad():
+        layer.conv.weight.normal_()
+        layer.bias.normal_()
+    x = torch.randn(2, groups, cin, 8, 8, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, groups, w_dim, dtype=torch.float64)
+    skip = torch.randn(2, groups, cout, 4, 4, dtype=torch.float64, requires_grad=True)
+    if autocast:
+        layer, x, w, skip = layer.float(), x.float().detach().requires_grad_(True), w.float(), skip.float().detach().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fused = layer(x, w, skip=skip)
+        assert fused.dtype == torch.float32
+        torch.testing.assert_close(fused, upsample(skip) + layer(x, w), atol=0.05, rtol=0.02)
+        return
+    fused = layer(x, w, skip=skip)
+    assert fused.permute(0, 1, 3, 4, 2).is_contiguous()  # channels last: the planes' texel-major layout
+    separate = upsample(skip) + layer(x, w)
+    torch.testing.assert_close(fused, separate, atol=1e-12, rtol=0)
+    upstream = torch.randn_like(fused)
+    ours = torch.autograd.grad(fused, (x, skip, layer.bias, layer.conv.weight), upstream)
+    theirs = torch.autograd.grad(separate, (x, skip, layer.bias, layer.conv.weight), upstream)
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+    with pytest.raises(ValueError, match="residual"):
+        GroupedModulatedConv2d(groups, cin, cout, w_dim, kernel_size=3)(x, w, residual=fused)
 
 
 def test_decoding_all_parts_or_none_per_point_equals_the_dense_decode(models):
