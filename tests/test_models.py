@@ -20,6 +20,7 @@ from semantichuman_hd.models import (
 )
 from semantichuman_hd.models.local_generators import BETA_INIT
 from semantichuman_hd.models.stylegan2 import DEMODULATION_EPS, GroupedModulatedConv2d, ToPlanes, upsample
+from semantichuman_hd.models import triplane
 from semantichuman_hd.models.triplane import count_decoder_queries, sample_all_parts, sample_triplane_pairs, texel_major, texel_order
 from semantichuman_hd.parts import NUM_PARTS
 from semantichuman_hd.presets import PRESETS, get_preset
@@ -208,7 +209,7 @@ def _autograd_node_names(tensor: torch.Tensor) -> set[str]:
 
 
 @pytest.mark.parametrize("sampler", ["pairs", "all_parts"])
-def test_points_without_gradient_are_read_by_the_fused_weighted_sum(sampler):
+def test_points_without_gradient_are_read_by_the_fused_weighted_sum(sampler, monkeypatch):
     """Points without gradient (a render's samples) are read by one fused weighted sum of texel rows
     instead of gathered rows: the features and plane gradients of ``grid_sample``, and a backward that is
     itself differentiable (second order in the planes)."""
@@ -231,6 +232,12 @@ def test_points_without_gradient_are_read_by_the_fused_weighted_sum(sampler):
     upstream = torch.randn(ours.shape, generator=rng, dtype=torch.float64)
     torch.testing.assert_close(torch.autograd.grad(ours, planes, upstream)[0], torch.autograd.grad(theirs, planes, upstream)[0], atol=1e-10, rtol=0)
     assert torch.autograd.gradgradcheck(lambda p: sample(texel_major(p)), (planes,))
+    # On devices without a weighted embedding_bag, the gathered rows: the same features.
+    monkeypatch.setattr(triplane, "FUSED_ROW_SUM_DEVICES", ())
+    gathered = sample(texel_major(planes))
+    assert "_WeightedRowSumsBackward" not in _autograd_node_names(gathered)
+    torch.testing.assert_close(gathered, ours, atol=1e-12, rtol=0)
+    monkeypatch.undo()
     # With gradients in the points (normals, eikonal losses), the gathered rows: twice differentiable in them.
     assert "_WeightedRowSumsBackward" not in _autograd_node_names(sample_triplane_pairs(planes, batch_index, part_index, points.requires_grad_(True)))
 

@@ -172,6 +172,11 @@ def _bilinear_corners(points: torch.Tensor, height: int, width: int) -> list[tup
     return corners
 
 
+FUSED_ROW_SUM_DEVICES: tuple[str, ...] = ("cpu", "cuda")
+"""Device types whose ``embedding_bag`` takes per-sample weights: :func:`_weighted_rows` fuses its sum there
+and gathers the rows elsewhere."""
+
+
 class _WeightedRowSums(torch.autograd.Function):
     """``out[p] = Σ_r weights[p, r] · table[index[p, r]]``, ``(P, F)`` from a ``(N, F)`` table and ``index``,
     ``weights`` ``(P, R)``, differentiable in the table only.
@@ -200,11 +205,11 @@ def _weighted_rows(table: torch.Tensor, rows: list[torch.Tensor], weights: list[
     """``Σ_c weights[c] · table[rows[c]] / 3`` for the 12 corners: ``(P, F)`` from a ``(N, F)`` table.
 
     Where the weights carry no gradient (points without gradient: the renders' samples), one fused
-    weighted sum (:class:`_WeightedRowSums`). Otherwise (normals, eikonal losses: gradients in the points,
+    weighted sum (:class:`_WeightedRowSums`, on :data:`FUSED_ROW_SUM_DEVICES`). Otherwise (normals, eikonal losses: gradients in the points,
     differentiated again) one gather of all 12 rows, then the weighted sum: autograd then builds only the
     gradients asked for, and the gather's backward fills a zero gradient of the whole table once for the
     12 corners instead of 12 times (``demo`` stage 2, whose HR tables are 16× larger: 68 → 37 s per step)."""
-    if not any(weight.requires_grad for weight in weights):
+    if table.device.type in FUSED_ROW_SUM_DEVICES and not any(weight.requires_grad for weight in weights):
         return _WeightedRowSums.apply(table, torch.stack(rows, 1), torch.stack(weights, 1) / NUM_PLANES)
     flat = torch.stack(rows)  # (12, P)
     features = table.index_select(0, flat.reshape(-1)).view(*flat.shape, table.shape[1])  # (12, P, F)
