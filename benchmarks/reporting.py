@@ -50,6 +50,8 @@ def machine_report(device: torch.device) -> dict:
         "torch": torch.__version__,
         "cpu_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
+        # Allocator settings of the process (e.g. glibc.malloc.hugetlb=1, training/README.md), if any.
+        **({"glibc_tunables": os.environ["GLIBC_TUNABLES"]} if os.environ.get("GLIBC_TUNABLES") else {}),
     }
 
 
