@@ -274,6 +274,8 @@ def test_output_layer_adds_the_upsampled_skip_inside_its_product(autocast):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
     with pytest.raises(ValueError, match="residual"):
         GroupedModulatedConv2d(groups, cin, cout, w_dim, kernel_size=3)(x, w, residual=fused)
+    with pytest.raises(ValueError, match="residual"):  # the demodulation would scale the residual too
+        GroupedModulatedConv2d(groups, cin, cout, w_dim, kernel_size=1).double()(x, w, residual=fused)
 
 
 def test_decoding_all_parts_or_none_per_point_equals_the_dense_decode(models):

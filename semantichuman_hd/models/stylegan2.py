@@ -216,9 +216,13 @@ class GroupedModulatedConv2d(nn.Module):
     ) -> torch.Tensor:
         """``x (B, K, Cin, H, W)``, ``w (B, K, w_dim)`` → ``(B, K, Cout, H', W')`` (H' = 2H if upsampling),
         plus ``bias (K, Cout)`` if given (after the demodulation), plus ``residual (B, K, Cout, H', W')`` if
-        given (1×1 convolutions only: added inside the matrix product, best stored channels last)."""
-        if residual is not None and self.kernel_size != 1:
-            raise ValueError(f"`residual` is fused into 1×1 convolutions only; this one is {self.kernel_size}×{self.kernel_size}.")
+        given (1×1 convolutions without demodulation only, as the output layers: added inside the matrix
+        product, best stored channels last)."""
+        if residual is not None and (self.kernel_size != 1 or self.demodulate):
+            raise ValueError(
+                "`residual` is fused into 1×1 convolutions without demodulation only; this one is "
+                f"{self.kernel_size}×{self.kernel_size} with demodulate={self.demodulate}."
+            )
         batch, groups = x.shape[:2]
         styles = self.affine(w) * self.weight_gain  # (B, K, Cin)
         x = x * styles[..., None, None]
