@@ -236,7 +236,8 @@ class GroupedModulatedConv2d(nn.Module):
             # layout that tri-plane sampling reads without a copy (``triplane.texel_major``).
             pixels = x.reshape(batch, groups, self.in_channels, height * width).transpose(-1, -2)  # (B, K, HW, Cin)
             weight = self.weight.reshape(groups, self.out_channels, self.in_channels).transpose(-1, -2)  # (K, Cin, Cout)
-            if residual is not None and not torch.is_autocast_enabled(x.device.type):
+            fused = residual is not None and not torch.is_autocast_enabled(x.device.type)
+            if fused:
                 # residual + pixels · W as one batched product: the plane-sized sum is written once, channels
                 # last, instead of a product, then a sum read back and written again.
                 base = residual.permute(0, 1, 3, 4, 2).reshape(batch * groups, height * width, self.out_channels)
@@ -244,7 +245,6 @@ class GroupedModulatedConv2d(nn.Module):
                     base, pixels.reshape(batch * groups, height * width, self.in_channels),
                     weight.expand(batch, -1, -1, -1).reshape(batch * groups, self.in_channels, self.out_channels),
                 ).view(batch, groups, height * width, self.out_channels)
-                residual = None
             else:
                 y = torch.matmul(pixels, weight)
             if bias is not None and not self.demodulate:
@@ -254,7 +254,7 @@ class GroupedModulatedConv2d(nn.Module):
                 y = y + bias.unsqueeze(1).expand(batch, -1, -1, -1)
                 bias = None
             y = y.unflatten(2, (height, width)).permute(0, 1, 4, 2, 3)  # (B, K, Cout, H, W), channels last
-            if residual is not None:  # under autocast: the product in low precision, the sum in the residual's
+            if residual is not None and not fused:  # autocast: the product in low precision, the sum in the residual's
                 y = residual + y
         else:
             weight = self.weight.reshape(groups * self.out_channels, self.in_channels, self.kernel_size, self.kernel_size)

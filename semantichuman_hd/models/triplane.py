@@ -205,10 +205,11 @@ def _weighted_rows(table: torch.Tensor, rows: list[torch.Tensor], weights: list[
     """``Σ_c weights[c] · table[rows[c]] / 3`` for the 12 corners: ``(P, F)`` from a ``(N, F)`` table.
 
     Where the weights carry no gradient (points without gradient: the renders' samples), one fused
-    weighted sum (:class:`_WeightedRowSums`, on :data:`FUSED_ROW_SUM_DEVICES`). Otherwise (normals, eikonal losses: gradients in the points,
-    differentiated again) one gather of all 12 rows, then the weighted sum: autograd then builds only the
-    gradients asked for, and the gather's backward fills a zero gradient of the whole table once for the
-    12 corners instead of 12 times (``demo`` stage 2, whose HR tables are 16× larger: 68 → 37 s per step)."""
+    weighted sum (:class:`_WeightedRowSums`, on :data:`FUSED_ROW_SUM_DEVICES`). Otherwise (normals,
+    eikonal losses: gradients in the points, differentiated again) one gather of all 12 rows, then the
+    weighted sum: autograd then builds only the gradients asked for, and the gather's backward fills a
+    zero gradient of the whole table once for the 12 corners instead of 12 times (``demo`` stage 2, whose
+    HR tables are 16× larger: 68 → 37 s per step)."""
     if table.device.type in FUSED_ROW_SUM_DEVICES and not any(weight.requires_grad for weight in weights):
         return _WeightedRowSums.apply(table, torch.stack(rows, 1), torch.stack(weights, 1) / NUM_PLANES)
     flat = torch.stack(rows)  # (12, P)
