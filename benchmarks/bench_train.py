@@ -61,10 +61,11 @@ def ensure_dataset(folder: Path, size: int, count: int) -> Path:
 
 
 def render_fidelity(trainer: Trainer, count: int = 4) -> dict:
-    """How closely the training render (the config's ray bounds, window, samples and solver starts)
-    matches the pipeline's reference render (box bounds, full frame, the preset's samples, 3 solver
-    starts) of the same stage-1 field: PSNR of the image, the masks and the normal pictures over the
-    window, for ``count`` random people seen as the first ``count`` dataset labels say."""
+    """How closely the training render (the config's ray bounds, window, samples and solver starts, and
+    the run's mixed precision) matches the pipeline's reference render (box bounds, full frame, the
+    preset's samples, 3 solver starts, float32) of the same stage-1 field: PSNR of the image, the masks
+    and the normal pictures over the window, for ``count`` random people seen as the first ``count``
+    dataset labels say."""
     G = trainer.G_plain
     labels = trainer.data.batch(torch.arange(count), trainer.device)["labels"]
     cameras, smpl = scene_from_labels(labels)
@@ -77,11 +78,13 @@ def render_fidelity(trainer: Trainer, count: int = 4) -> dict:
     training_settings = G.settings
     with torch.no_grad():
         z = torch.randn(count, 1, G.mapper.config.z_dim, generator=torch.Generator().manual_seed(0)).expand(-1, NUM_PARTS, -1)
-        lr = G.local_generators.synthesize(G.mapping(z.to(trainer.device)))
-        fast = G.render_stage1(lr, posed, cameras, columns=trainer.columns, ray_bounds=trainer.config.ray_bounds)
+        z = z.to(trainer.device)
+        with trainer.accelerator.autocast():  # as the training step runs (a no-op without mixed precision)
+            lr = G.local_generators.synthesize(G.mapping(z))
+            fast = G.render_stage1(lr, posed, cameras, columns=trainer.columns, ray_bounds=trainer.config.ray_bounds)
         G.settings = reference_settings
         try:
-            reference = G.render_stage1(lr, posed, cameras, ray_bounds="box")
+            reference = G.render_stage1(G.local_generators.synthesize(G.mapping(z)), posed, cameras, ray_bounds="box")
         finally:
             G.settings = training_settings
     window = slice(*trainer.columns)
@@ -122,6 +125,7 @@ def run(preset: str, stage: int, args, data_root: Path, stage1: Path | None) -> 
             overrides.append(f"init_pipeline={bundled_float32_copy(data_root)}")
         trainer = Trainer(load_config(config_path, overrides))
         device = trainer.device
+        mixed_precision = trainer.accelerator.mixed_precision  # `accelerate launch --mixed_precision` or its variable
         if args.weights == "warm_start":
             trainer.warm_start()  # as `Trainer.train` does before the first step
         fidelity = render_fidelity(trainer) if stage == 1 else None
@@ -150,6 +154,7 @@ def run(preset: str, stage: int, args, data_root: Path, stage1: Path | None) -> 
         "r1_interval": probe.r1_interval,
         "reg_interval": probe.reg_interval,
         "weights": args.weights,
+        "mixed_precision": mixed_precision,
         "overrides": list(args.set),
         "warmup_steps": args.warmup,
         **({"render_fidelity": fidelity} if fidelity else {}),

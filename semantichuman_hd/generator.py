@@ -132,15 +132,18 @@ class GeneratorOutput(BaseOutput):
         triplanes: the stage-1 tri-planes (:class:`~semantichuman_hd.models.local_generators.TriplaneOutput`).
         hr_planes: stage 2's tri-planes ``(B, K, 3, C, sH, sW)``, or None in stage 1.
         low: stage 2's stage-1 render (a ``GeneratorOutput`` without gradients), or None in stage 1.
+
+    Every field after the first defaults to None, as in diffusers' and transformers' outputs: Accelerate's
+    mixed-precision wrapper rebuilds a model's output from a mapping of its fields (``type(out)(dict)``).
     """
 
     image: torch.Tensor
-    masks: torch.Tensor
-    depth: torch.Tensor
-    normals: torch.Tensor
-    alpha: torch.Tensor
-    render: RenderOutput
-    triplanes: TriplaneOutput
+    masks: Optional[torch.Tensor] = None
+    depth: Optional[torch.Tensor] = None
+    normals: Optional[torch.Tensor] = None
+    alpha: Optional[torch.Tensor] = None
+    render: Optional[RenderOutput] = None
+    triplanes: Optional[TriplaneOutput] = None
     hr_planes: Optional[torch.Tensor] = None
     low: Optional["GeneratorOutput"] = None
 

@@ -236,6 +236,40 @@ def test_stage2_step_trains_super_resolution_only(tmp_path, dataset, stage1_pipe
             _trainer(TINY2, tmp_path / "big", f"data_dir={dataset}", f"stage1_pipeline={stage1_pipeline}", "patch_height=256", "patch_width=32")
 
 
+def test_bf16_mixed_precision_trains_both_stages(tmp_path, dataset, stage1_pipeline, monkeypatch):
+    # `accelerate launch --mixed_precision bf16` sets this; Accelerate then wraps each prepared model's
+    # forward in autocast and rebuilds its output in float32 from a mapping of the output's fields.
+    from accelerate.state import AcceleratorState
+
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    AcceleratorState._reset_state(True)  # one process holds one Accelerator state; the earlier tests' has none
+    try:
+        _train_both_stages_in_bf16(tmp_path, dataset, stage1_pipeline)
+    finally:
+        monkeypatch.delenv("ACCELERATE_MIXED_PRECISION")
+        AcceleratorState._reset_state(True)
+
+
+def _train_both_stages_in_bf16(tmp_path, dataset, stage1_pipeline):
+    for config, extra, trains in (
+        (TINY1, [], lambda name: not name.startswith("super_resolution.")),
+        (TINY2, [f"stage1_pipeline={stage1_pipeline}"], lambda name: name.startswith("super_resolution.")),
+    ):
+        trainer = _trainer(config, tmp_path / config.stem, f"data_dir={dataset}", *extra)
+        assert trainer.accelerator.mixed_precision == "bf16"
+        G = trainer.G_plain
+        before = _snapshot(G)
+        logs = [trainer.train_step() for _ in range(2)]  # stage 2's HR blocks get gradients from step 2 on
+        assert all(math.isfinite(value) for log in logs for value in log.values() if isinstance(value, float)), logs
+        changed = _changed(before, G)
+        assert all(changed[name] for name in changed if trains(name)), [name for name in changed if trains(name) and not changed[name]]
+        assert not any(changed[name] for name in changed if not trains(name))
+        labels = trainer.data.dataset.labels[:2].to(trainer.device)
+        with torch.no_grad():
+            out = trainer.G(torch.randn(2, len(PARTS), G.mapper.config.z_dim), labels, stage=trainer.config.stage)
+        assert out.image.dtype == torch.float32 and out.triplanes.planes.dtype == torch.float32
+
+
 def test_gradient_accumulation_counts_one_step_per_n_batches(tmp_path, dataset):
     trainer = _trainer(TINY1, tmp_path, f"data_dir={dataset}", "gradient_accumulation_steps=2")
     before = _snapshot(trainer.G_plain)

@@ -26,10 +26,13 @@ class TriplaneOutput(BaseOutput):
     Attributes:
         planes: ``(B, K, 3, C, H, W)`` tri-plane features (plane order XY, XZ, YZ).
         features: ``(B, K, Cf, H, W)`` the last synthesis feature map (input of the super-resolution module).
+
+    ``features`` defaults to None only so that Accelerate's mixed-precision wrapper can rebuild the output
+    from a mapping (see :class:`~semantichuman_hd.generator.GeneratorOutput`).
     """
 
     planes: torch.Tensor
-    features: torch.Tensor
+    features: Optional[torch.Tensor] = None
 
 
 def synthesis_resolutions(plane_resolution: int) -> list[int]:
