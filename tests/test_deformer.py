@@ -142,3 +142,27 @@ def test_mask_solves_only_the_selected_points(open_body_deformer, posed):
     assert not nothing.valid.any() and torch.equal(nothing.canonical, points)
     with pytest.raises(ValueError, match="mask"):
         open_body_deformer.posed_to_canonical(points, posed, mask=mask.float())
+
+
+def test_starting_at_earlier_solutions_gives_them_back_in_one_iteration(open_body_deformer, posed, monkeypatch):
+    generator = torch.Generator().manual_seed(7)
+    points = open_body_deformer.canonical_to_posed(near_surface_points(open_body_deformer, 300, 0.05, generator), posed)
+    points = torch.cat([points, posed.bounds()[1].unsqueeze(1) + 0.3], 1)  # and one culled point per body
+    first = open_body_deformer.posed_to_canonical(points, posed)
+    assert first.valid[:, :-1].float().mean() > 0.99 and not first.valid[:, -1].any()
+    rows = []
+    update = open_body_deformer._update
+    monkeypatch.setattr(open_body_deformer, "_update", lambda x, *args: rows.append(x.shape[0]) or update(x, *args))
+    query = points.detach().requires_grad_(True)
+    again = open_body_deformer.posed_to_canonical(query, posed, starts=first.canonical)
+    valid = first.valid
+    assert torch.equal(again.valid, valid)
+    torch.testing.assert_close(again.canonical[valid], first.canonical[valid], atol=1e-6, rtol=0)
+    assert rows == [int(valid.sum())]  # every start had converged already: one evaluation each, no step
+    # Still differentiable: the gradient of a canonical coordinate is the inverse skinning Jacobian's row.
+    (gradient,) = torch.autograd.grad(again.canonical[valid][:, 0].sum(), query)
+    reference = points.detach().requires_grad_(True)
+    (expected,) = torch.autograd.grad(open_body_deformer.posed_to_canonical(reference, posed).canonical[valid][:, 0].sum(), reference)
+    torch.testing.assert_close(gradient, expected, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="starts"):
+        open_body_deformer.posed_to_canonical(points, posed, starts=first.canonical[:, :5])

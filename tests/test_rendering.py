@@ -619,6 +619,46 @@ def test_skipping_empty_rays_evaluates_fewer_samples_and_renders_the_same():
         VolumeRenderer(skip_empty_rays=1)
 
 
+class HintingParts(BlobParts):
+    """:class:`BlobParts` that returns each point's coordinates times 2 as its hint and records the
+    (points, hint) pairs it is handed back."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.handed: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def __call__(self, points, part_mask=None, hint=None):
+        if hint is not None:
+            self.handed.append((points.detach(), hint))
+        output = super().__call__(points, part_mask)
+        return FieldOutput(sdf=output.sdf, rgb_logits=output.rgb_logits, hint=2 * points.detach())
+
+
+def test_normals_requery_hands_the_field_its_hints_row_for_row():
+    """A field's :attr:`FieldOutput.hint` of the samples comes back with the same points when the
+    normals are taken again at the heaviest samples (stratified, importance and guided samples alike);
+    a field that gives no hint is called without one, and the render is the same either way."""
+    kwargs = dict(centres=[[0.0, 0.1, 0.0], [0.15, -0.2, 0.05]], radii=[0.2, 0.15], margin=0.05)
+    cameras = perspective_camera((0.0, 0.3, 2.0), focal=1.0)
+    origins, directions = cameras.generate_rays(16, 16)
+    near, far, hit = ray_box_intersection(origins, directions, torch.full((3,), -0.6), torch.full((3,), 0.6))
+    renderer = VolumeRenderer(num_stratified=12, num_importance=12, normal_min_weight=0.1, chunk_size=100)
+    hinting = HintingParts(**kwargs)
+    plain = renderer.render(BlobParts(**kwargs), origins, directions, near, far, beta=0.02, hit=hit)
+    hinted = renderer.render(hinting, origins, directions, near, far, beta=0.02, hit=hit)
+    guided = renderer.render_depths(hinting, origins, directions, plain.sample_depths, beta=0.02, hit=hit)
+    reference = renderer.render_depths(BlobParts(**kwargs), origins, directions, plain.sample_depths, beta=0.02, hit=hit)
+    assert len(hinting.handed) > 2  # one re-query per chunk of rays with weighty samples, in both renders
+    for points, hint in hinting.handed:
+        assert torch.equal(hint, 2 * points)
+    for name in ("rgb", "alpha", "depth", "part_masks", "normals"):
+        torch.testing.assert_close(getattr(hinted, name), getattr(plain, name), atol=0, rtol=0)
+        torch.testing.assert_close(getattr(guided, name), getattr(reference, name), atol=0, rtol=0)
+    bad = FieldOutput(sdf=torch.zeros(1, 4, 2), rgb_logits=torch.zeros(1, 4, 2, 3), hint=torch.zeros(1, 3, 3))
+    with pytest.raises(ValueError, match="hint"):
+        bad.check(1, 4, 2)
+
+
 def test_normals_at_weighty_samples_only():
     """``normal_min_weight`` t: normals are taken after the composite, on the rays of alpha above t, at the
     heaviest samples holding 1 − t of the ray's weight. Everything else is unchanged; with a tiny t the

@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from semantichuman_hd.body.deformer import SOLVER_TOLERANCE
 from semantichuman_hd.body.poses import named_pose
 from semantichuman_hd.cli import main
 from semantichuman_hd.rendering.cameras import fixed_camera
@@ -106,3 +107,30 @@ def test_half_precision_fields_are_promoted(open_body_deformer, walking):
     out = field(walking.vertices[:, ::100])
     assert out.sdf.dtype == torch.float32 and out.rgb_logits.dtype == torch.float32
     assert torch.allclose(out.rgb_logits[out.valid], torch.ones(1, 3))
+
+
+def test_normals_requery_starts_the_solve_at_the_samples_solutions(open_body_deformer, walking, monkeypatch):
+    """The posed field's hints are its canonical solutions: the renderer's normals re-query hands them
+    back, the solver stops at its first evaluation there, and the render equals one without hints."""
+
+    class WithoutHints(PosedPartField):
+        def __call__(self, points, part_mask=None):
+            output = super().__call__(points, part_mask)
+            return type(output)(sdf=output.sdf, rgb_logits=output.rgb_logits, valid=output.valid)
+
+    renderer = VolumeRenderer(num_stratified=12, num_importance=8, normal_min_weight=0.1)
+    renders, rows = {}, {}
+    for name, kind in (("hints", PosedPartField), ("none", WithoutHints)):
+        counted = []
+        update = open_body_deformer._update
+        monkeypatch.setattr(open_body_deformer, "_update", lambda x, *args: counted.append(x.shape[0]) or update(x, *args))
+        with torch.no_grad():
+            renders[name] = render_posed_field(renderer, kind(open_body_deformer, walking, body_only_field, num_parts=1), fixed_camera(1), 20, 20, beta=0.01)
+        monkeypatch.undo()
+        rows[name] = sum(counted)
+    for key in ("rgb", "alpha", "depth"):
+        assert torch.equal(getattr(renders["hints"], key), getattr(renders["none"], key))
+    # A solve started afresh stops anywhere within the solver's tolerance of the sample's solution.
+    torch.testing.assert_close(renders["hints"].normals, renders["none"].normals, atol=100 * SOLVER_TOLERANCE, rtol=0)
+    assert float(renders["hints"].alpha.amax()) > 0.9
+    assert rows["hints"] < rows["none"]

@@ -345,10 +345,13 @@ class InverseLBSDeformer(nn.Module):
         chunk_size: int = DEFORM_CHUNK_SIZE,
         num_inits: int = NUM_ROOT_INITS,
         mask: torch.Tensor | None = None,
+        starts: torch.Tensor | None = None,
     ) -> DeformerOutput:
         """Inverse skinning of posed ``points (B, N, 3)`` (see the module docstring), ``chunk_size``
         points at a time to bound memory, from ``num_inits`` solver starts per point (the nearest bones).
-        With ``mask (B, N)`` bool only those points are solved; the others come back as culled."""
+        With ``mask (B, N)`` bool only those points are solved; the others come back as culled. With
+        ``starts (B, N, 3)`` each point is solved from that one canonical start instead (an earlier
+        solution of the same point: the solve then stops at its first iteration, with the same result)."""
         if isinstance(num_inits, bool) or not isinstance(num_inits, int) or not 1 <= num_inits <= NUM_SMPL_JOINTS:
             raise ValueError(f"`num_inits` must be an integer in [1, {NUM_SMPL_JOINTS}], got {num_inits!r}.")
         if points.ndim != 3 or points.shape[-1] != 3 or points.shape[0] != posed.batch_size:
@@ -357,14 +360,22 @@ class InverseLBSDeformer(nn.Module):
         if mask is not None and (not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != (batch, count)):
             got = (tuple(mask.shape), mask.dtype) if isinstance(mask, torch.Tensor) else type(mask).__name__
             raise ValueError(f"`mask` must be a bool tensor of shape ({batch}, {count}), got {got}.")
+        if starts is not None and (not isinstance(starts, torch.Tensor) or starts.shape != points.shape):
+            got = tuple(starts.shape) if isinstance(starts, torch.Tensor) else type(starts).__name__
+            raise ValueError(f"`starts` must be a tensor of the shape of `points` {tuple(points.shape)}, got {got}.")
         flat = points.reshape(-1, 3)
+        flat_starts = None if starts is None else starts.detach().reshape(-1, 3).to(flat.dtype)
         batch_index = torch.arange(batch, device=points.device).repeat_interleave(count)
         selected = None
         if mask is not None and not bool(mask.all()):
             selected = mask.reshape(-1).nonzero().squeeze(1)
             flat, batch_index = flat[selected], batch_index[selected]
+            flat_starts = None if flat_starts is None else flat_starts[selected]
         solved = [
-            self._solve(flat[begin : begin + chunk_size], batch_index[begin : begin + chunk_size], posed, num_inits)
+            self._solve(
+                flat[begin : begin + chunk_size], batch_index[begin : begin + chunk_size], posed, num_inits,
+                None if flat_starts is None else flat_starts[begin : begin + chunk_size],
+            )
             for begin in range(0, flat.shape[0], chunk_size)
         ]
         if not solved:
@@ -428,9 +439,11 @@ class InverseLBSDeformer(nn.Module):
         return x, residuals, jacobians
 
     def _solve(
-        self, flat: torch.Tensor, batch_index: torch.Tensor, posed: PosedBody, num_inits: int = NUM_ROOT_INITS
+        self, flat: torch.Tensor, batch_index: torch.Tensor, posed: PosedBody, num_inits: int = NUM_ROOT_INITS,
+        given_starts: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inverse skinning of flat posed points ``(M, 3)`` of bodies ``batch_index (M,)``."""
+        """Inverse skinning of flat posed points ``(M, 3)`` of bodies ``batch_index (M,)``, from the
+        nearest bones or from ``given_starts (M, 3)``."""
         canonical = flat.clone()
         valid = torch.zeros(flat.shape[0], dtype=torch.bool, device=flat.device)
         num_bones = NUM_SMPL_JOINTS
@@ -444,15 +457,18 @@ class InverseLBSDeformer(nn.Module):
             return canonical, valid
         target = flat[keep]
         kept_batch = batch_index[keep]
-        num_inits = min(num_inits, num_bones)
+        num_inits = min(num_inits, num_bones) if given_starts is None else 1
 
         with torch.no_grad():
-            bone_distance = capsule.new_full((keep.numel(), num_bones), float("inf")).scatter_reduce(
-                1, self.segment_owner.expand(keep.numel(), -1), capsule[keep], reduce="amin"
-            )
-            bones = bone_distance.topk(num_inits, dim=1, largest=False).indices  # (M, C) distinct bones
-            inverse = torch.linalg.inv(posed.transforms)[kept_batch.unsqueeze(1), bones]  # (M, C, 4, 4)
-            starts = torch.einsum("mcrk,mk->mcr", inverse[..., :3, :3], target.detach()) + inverse[..., :3, 3]
+            if given_starts is None:
+                bone_distance = capsule.new_full((keep.numel(), num_bones), float("inf")).scatter_reduce(
+                    1, self.segment_owner.expand(keep.numel(), -1), capsule[keep], reduce="amin"
+                )
+                bones = bone_distance.topk(num_inits, dim=1, largest=False).indices  # (M, C) distinct bones
+                inverse = torch.linalg.inv(posed.transforms)[kept_batch.unsqueeze(1), bones]  # (M, C, 4, 4)
+                starts = torch.einsum("mcrk,mk->mcr", inverse[..., :3, :3], target.detach()) + inverse[..., :3, 3]
+            else:
+                starts = given_starts[keep]
             x, residuals, jacobians = self._newton(
                 starts.reshape(-1, 3),
                 target.detach().repeat_interleave(num_inits, 0),

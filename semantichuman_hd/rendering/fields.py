@@ -23,11 +23,16 @@ class FieldOutput:
         rgb_logits: ``(B, N, K, 3)`` colour logits of each part (colour = sigmoid of the blend).
         valid: Optional ``(B, N)`` bool; False for points the field culled: every part has exactly zero
             density there, whatever ``sdf`` says.
+        hint: Optional ``(B, N, D)`` per-point values the renderer hands back, row for row, when it queries
+            some of the same points again (``field(points, part_mask, hint=...)``, the normals' re-query):
+            whatever saves the field work there (the posed scene's canonical solutions, where its
+            inverse-skinning solve then starts). A field that returns none is never handed one.
     """
 
     sdf: torch.Tensor
     rgb_logits: torch.Tensor
     valid: Optional[torch.Tensor] = None
+    hint: Optional[torch.Tensor] = None
 
     @property
     def num_parts(self) -> int:
@@ -50,6 +55,10 @@ class FieldOutput:
         if self.valid is not None and self.valid.shape != (batch_size, num_points):
             raise ValueError(
                 f"The field returned `valid` of shape {tuple(self.valid.shape)}; expected ({batch_size}, {num_points})."
+            )
+        if self.hint is not None and (self.hint.ndim != 3 or self.hint.shape[:2] != (batch_size, num_points)):
+            raise ValueError(
+                f"The field returned `hint` of shape {tuple(self.hint.shape)}; expected ({batch_size}, {num_points}, D)."
             )
 
     def masked_sdf(self, part_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -86,6 +95,8 @@ class PartField(Protocol):
       carries the gradient from canonical to posed space).
     * Optionally a ``num_parts`` attribute (K); otherwise the renderer learns K from a query of zero
       points.
+    * A field that returns :attr:`FieldOutput.hint` must accept it back as a keyword, ``hint (B, N, D)``
+      (the hint rows of the points queried again), and return the same outputs as without it.
     """
 
     def __call__(self, points: torch.Tensor, part_mask: Optional[torch.Tensor] = None) -> FieldOutput: ...

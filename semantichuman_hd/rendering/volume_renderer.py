@@ -118,19 +118,21 @@ class RenderOutput:
 
 @dataclass
 class _Samples:
-    """Composed per-sample quantities of packed rays ``(B, M, S, ...)``."""
+    """Composed per-sample quantities of packed rays ``(B, M, S, ...)``, and the field's hints
+    (:attr:`~semantichuman_hd.rendering.fields.FieldOutput.hint`) at the samples, if it gave any."""
 
     depths: torch.Tensor
     density: torch.Tensor
     part_weights: torch.Tensor
     rgb: torch.Tensor
     normals: Optional[torch.Tensor]
+    hints: Optional[torch.Tensor] = None
 
     def merged(self, other: "_Samples", depths: torch.Tensor, order: torch.Tensor) -> "_Samples":
         """Both sample sets on their sorted union (``order`` from :func:`merge_depths`)."""
 
         def merge(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
-            if a is None:
+            if a is None or b is None:
                 return None
             both = torch.cat([a, b], dim=2)
             index = order.reshape(*order.shape, *([1] * (both.ndim - 3))).expand(*order.shape, *both.shape[3:])
@@ -142,6 +144,7 @@ class _Samples:
             part_weights=merge(self.part_weights, other.part_weights),
             rgb=merge(self.rgb, other.rgb),
             normals=merge(self.normals, other.normals),
+            hints=merge(self.hints, other.hints),
         )
 
 
@@ -392,7 +395,7 @@ class VolumeRenderer(nn.Module):
                 weights, _ = alpha_composite(samples.density, samples.depths, far=far)
                 if self._normals_after_composite:
                     samples.normals, normal_queries = self._weighty_sample_normals(
-                        field, gathered[0], gathered[1], samples.depths, weights, ray_mask, beta_t, num_parts, create_graph
+                        field, gathered[0], gathered[1], samples, weights, ray_mask, beta_t, num_parts, create_graph
                     )
                     queries += normal_queries
                 total_queries += queries
@@ -469,9 +472,9 @@ class VolumeRenderer(nn.Module):
 
         sdf_gradient = None
         if self.compute_normals and not self._normals_after_composite:
-            composition, sdf_gradient = self._query_with_gradient(field, points, part_mask, beta, batch, num_parts, create_graph)
+            composition, sdf_gradient, hint = self._query_with_gradient(field, points, part_mask, beta, batch, num_parts, create_graph)
         else:
-            sdf, logits = self._query(field, points, part_mask, batch, num_parts)
+            sdf, logits, hint = self._query(field, points, part_mask, batch, num_parts)
             composition = compose_parts(sdf, logits, beta, self.composition)
 
         def per_sample(values: torch.Tensor) -> torch.Tensor:
@@ -484,17 +487,19 @@ class VolumeRenderer(nn.Module):
             part_weights=per_sample(composition.part_weights),
             rgb=per_sample(composition.rgb),
             normals=normals,
+            hints=None if hint is None else per_sample(hint),
         )
         return samples, queries
 
-    def _query_with_gradient(self, field, points, part_mask, beta, batch: int, num_parts: int, create_graph: bool):
-        """The composed field at ``points (B, N, 3)`` and ``∇_x sdf (B, N, 3)`` (zero where no part is
-        present), by autograd also under ``torch.no_grad()``; differentiable with ``create_graph``."""
+    def _query_with_gradient(self, field, points, part_mask, beta, batch: int, num_parts: int, create_graph: bool, hint=None):
+        """The composed field at ``points (B, N, 3)``, ``∇_x sdf (B, N, 3)`` (zero where no part is
+        present), by autograd also under ``torch.no_grad()``, differentiable with ``create_graph``; and the
+        field's hints (see :meth:`_query`)."""
         grad_enabled = torch.is_grad_enabled()
         sdf_gradient = None
         with torch.enable_grad():
             query_points = points if points.requires_grad else points.detach().requires_grad_(True)
-            sdf, logits = self._query(field, query_points, part_mask, batch, num_parts)
+            sdf, logits, hint = self._query(field, query_points, part_mask, batch, num_parts, hint)
             composition = compose_parts(sdf, logits, beta, self.composition)
             present = sdf != float("-inf")
             target = (composition.sdf_gradient_weights.detach() * torch.where(present, sdf, torch.zeros_like(sdf))).sum()
@@ -515,12 +520,13 @@ class VolumeRenderer(nn.Module):
             sdf_gradient = torch.zeros_like(points)
         if not grad_enabled:
             composition = _detached(composition)
-        return composition, sdf_gradient
+        return composition, sdf_gradient, hint
 
-    def _weighty_sample_normals(self, field, origins, directions, depths, weights, ray_mask, beta, num_parts: int, create_graph: bool):
+    def _weighty_sample_normals(self, field, origins, directions, samples: _Samples, weights, ray_mask, beta, num_parts: int, create_graph: bool):
         """Sample normals ``(B, M, S, 3)`` of packed rays, on the rays of alpha above ``t = normal_min_weight``, at
-        their heaviest samples holding ``1 − t`` of the ray's weight (queried again, with gradients), zero at
-        the others; and the number of part evaluations made."""
+        their heaviest samples holding ``1 − t`` of the ray's weight (queried again, with gradients, and with
+        the field's hints there), zero at the others; and the number of part evaluations made."""
+        depths = samples.depths
         batch, rays, count = depths.shape
         weights, threshold = weights.detach(), self.normal_min_weight
         alpha = weights.sum(-1, keepdim=True)
@@ -536,23 +542,25 @@ class VolumeRenderer(nn.Module):
         sample_depths = torch.gather(depths.reshape(batch, rays * count), 1, index)
         points = _gather_rays(origins, ray_index) + sample_depths.unsqueeze(-1) * _gather_rays(directions, ray_index)
         part_mask = _gather_rays(ray_mask, ray_index) & present.unsqueeze(-1)
-        _, sdf_gradient = self._query_with_gradient(field, points, part_mask, beta, batch, num_parts, create_graph)
+        hint = None if samples.hints is None else _gather_rays(samples.hints.flatten(1, 2), index)
+        _, sdf_gradient, _ = self._query_with_gradient(field, points, part_mask, beta, batch, num_parts, create_graph, hint)
         rows = torch.arange(batch, device=index.device).unsqueeze(1).expand_as(index)[present]
         normals = normals.index_put((rows, index[present]), gradient_to_normal(sdf_gradient)[present])
         return normals.reshape(batch, rays, count, 3), int(part_mask.sum().item())
 
     @staticmethod
-    def _query(field: PartField, points: torch.Tensor, part_mask, batch: int, num_parts: int):
-        """Field sdf ``(B, N, K)`` with ``-inf`` wherever a part has no density, and logits ``(B, N, K, 3)``
-        zeroed there."""
-        output = field(points, part_mask)
+    def _query(field: PartField, points: torch.Tensor, part_mask, batch: int, num_parts: int, hint=None):
+        """Field sdf ``(B, N, K)`` with ``-inf`` wherever a part has no density, logits ``(B, N, K, 3)``
+        zeroed there, and the field's hints ``(B, N, D)`` or None. ``hint``: the field's hints of an earlier
+        query at these points, handed back."""
+        output = field(points, part_mask) if hint is None else field(points, part_mask, hint=hint)
         if not isinstance(output, FieldOutput):
             raise TypeError(f"The field must return a FieldOutput, got {type(output).__name__}.")
         output.check(batch, points.shape[1], num_parts)
         sdf = output.masked_sdf(part_mask)
         present = (sdf != float("-inf")).unsqueeze(-1)
         logits = torch.where(present, output.rgb_logits, torch.zeros_like(output.rgb_logits))
-        return sdf, logits
+        return sdf, logits, None if output.hint is None else output.hint.detach()
 
     # ------------------------------------------------------------------ argument checks
 
