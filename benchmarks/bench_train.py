@@ -17,6 +17,11 @@ per (preset, stage)::
     python benchmarks/bench_train.py [--presets demo] [--stages 1 2] [--steps 16] [--device cpu]
                                      [--weights random|warm_start|bundled]
                                      [--out benchmarks/results/bench_train_cpu.json] [--set batch_size=8 ...]
+
+Launched as training is, with ``accelerate launch --multi_gpu --num_processes N benchmarks/bench_train.py
+...``, it times N data-parallel processes (``batch_size`` is then per process, as in training):
+``images_per_second`` counts every process's images and ``peak_memory_mib`` sums their peaks; the main
+process prints the report.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ import time
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -103,6 +110,12 @@ def render_fidelity(trainer: Trainer, count: int = 4) -> dict:
     }
 
 
+def dataset_size(preset: str, stage: int) -> int:
+    """The image size a stage trains on: the preset's low resolution in stage 1, its high in stage 2."""
+    config = get_preset(preset)
+    return config.low_resolution if stage == 1 else config.high_resolution
+
+
 def bundled_float32_copy(data_root: Path) -> Path:
     """The bundled ``demo`` checkpoint saved once as a float32 pipeline folder (what training loads)."""
     folder = data_root / "demo_bundled_pipeline"
@@ -114,8 +127,7 @@ def bundled_float32_copy(data_root: Path) -> Path:
 def run(preset: str, stage: int, args, data_root: Path, stage1: Path | None) -> dict:
     config_path = REPO / "training" / "configs" / f"{preset}_stage{stage}.yaml"
     probe = load_config(config_path, ["data_dir=x", *(["stage1_pipeline=x"] if stage == 2 else []), *args.set])
-    pipe_config = SemanticHumanPipeline.from_preset(preset).config
-    size = pipe_config.low_resolution if stage == 1 else pipe_config.high_resolution
+    size = dataset_size(preset, stage)
     data = ensure_dataset(data_root, size, args.samples)
     with tempfile.TemporaryDirectory() as output:
         overrides = [f"data_dir={data}", f"output_dir={output}", "logger=none", *args.set]
@@ -128,7 +140,7 @@ def run(preset: str, stage: int, args, data_root: Path, stage1: Path | None) -> 
         mixed_precision = trainer.accelerator.mixed_precision  # `accelerate launch --mixed_precision` or its variable
         if args.weights == "warm_start":
             trainer.warm_start()  # as `Trainer.train` does before the first step
-        fidelity = render_fidelity(trainer) if stage == 1 else None
+        fidelity = render_fidelity(trainer) if stage == 1 and trainer.accelerator.is_main_process else None
         for _ in range(args.warmup):
             trainer.train_step()
         synchronize(device)
@@ -139,15 +151,19 @@ def run(preset: str, stage: int, args, data_root: Path, stage1: Path | None) -> 
             synchronize(device)
             seconds.append(time.perf_counter() - begin)
     batch = probe.batch_size
+    processes = trainer.accelerator.num_processes
     peak = torch.cuda.max_memory_allocated(device) / MIB if device.type == "cuda" else peak_rss_mib()
+    peaks = gather_object([peak]) if processes > 1 else [peak]
     return {
         "preset": preset,
         "stage": stage,
-        "images_per_second": batch * len(seconds) / sum(seconds),
+        "images_per_second": batch * processes * len(seconds) / sum(seconds),
         "seconds_per_step_median": statistics.median(seconds),
         "seconds_per_step": seconds,
-        "peak_memory_mib": peak,
+        "peak_memory_mib": sum(peaks),
         "batch_size": batch,
+        "num_processes": processes,
+        **({"peak_memory_mib_per_process": peaks} if processes > 1 else {}),
         "render_size": size,
         "crop_width": probe.crop_width,
         "ray_bounds": probe.ray_bounds,
@@ -189,18 +205,24 @@ def main() -> None:
         os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
     data_root = Path(args.data) if args.data else Path.home() / ".cache" / "semantichuman-hd" / "bench_train"
     data_root.mkdir(parents=True, exist_ok=True)
+    # Under `accelerate launch`, the main process makes the datasets and pipeline folders, the others wait.
+    state = PartialState(cpu=not torch.cuda.is_available())
     records = []
     for preset in args.presets:
         stage1 = None
-        if 2 in args.stages and args.weights == "bundled":
-            stage1 = bundled_float32_copy(data_root)
-        elif 2 in args.stages:
-            stage1 = data_root / f"{preset}_stage1_pipeline"
-            if not (stage1 / "model_index.json").is_file():
-                SemanticHumanPipeline.from_preset(preset).save_pretrained(stage1)
+        with state.main_process_first():
+            if 2 in args.stages and args.weights == "bundled":
+                stage1 = bundled_float32_copy(data_root)
+            elif 2 in args.stages:
+                stage1 = data_root / f"{preset}_stage1_pipeline"
+                if not (stage1 / "model_index.json").is_file():
+                    SemanticHumanPipeline.from_preset(preset).save_pretrained(stage1)
+            for stage in args.stages:
+                ensure_dataset(data_root, dataset_size(preset, stage), args.samples)
         for stage in args.stages:
             records.append(run(preset, stage, args, data_root, stage1))
-    print_report({**machine_report(torch.device(args.device)), "records": records}, args.out)
+    if state.is_main_process:
+        print_report({**machine_report(torch.device(args.device)), "records": records}, args.out)
 
 
 if __name__ == "__main__":

@@ -363,6 +363,26 @@ def test_two_process_launch_keeps_ranks_identical(tmp_path, dataset):
     assert summary["images_seen"] == 2 * 2 * 2  # steps × batch × processes
 
 
+def test_training_benchmark_times_a_two_process_launch(tmp_path, dataset):
+    report = tmp_path / "bench.json"
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "synthetic_32_8").symlink_to(dataset)  # the benchmark's dataset for tiny stage 1
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29618",
+        str(REPO / "benchmarks" / "bench_train.py"), "--presets", "tiny", "--stages", "1", "--steps", "1", "--warmup", "0",
+        "--samples", "8", "--data", str(tmp_path / "data"), "--out", str(report), "--set", *FAST,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count('"records"') == 1  # only the main process reports
+    (record,) = json.loads(report.read_text())["records"]
+    assert record["num_processes"] == 2 and record["batch_size"] == 2
+    assert len(record["peak_memory_mib_per_process"]) == 2 and record["peak_memory_mib"] == sum(record["peak_memory_mib_per_process"])
+    (seconds,) = record["seconds_per_step"]
+    assert record["images_per_second"] == pytest.approx(2 * 2 / seconds)  # both processes' images
+
+
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, dataset):
     common = [
         sys.executable, str(TRAIN), "--config", str(TINY1), *FAST, "max_steps=4", "checkpointing_steps=2", "sample_every=0",
