@@ -487,7 +487,7 @@ class VolumeRenderer(nn.Module):
             part_weights=per_sample(composition.part_weights),
             rgb=per_sample(composition.rgb),
             normals=normals,
-            hints=None if hint is None else per_sample(hint),
+            hints=None if hint is None or not self._normals_after_composite else per_sample(hint),  # kept for the re-query
         )
         return samples, queries
 
