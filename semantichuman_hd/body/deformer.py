@@ -75,9 +75,11 @@ blended translation ``t`` (3) and the shape offset ``s`` (3)."""
 DEFORM_CHUNK_SIZE: int = 1 << 16
 """Posed points solved at a time (bounds the memory of the capsule test and the Newton solve)."""
 
-COMPILE_MIN_POINTS: int = 1024
-"""With the compiled solver (:meth:`InverseLBSDeformer.compile_solver`), smaller active sets (the last
-iterations' few stragglers) run eagerly: they cost little, and sizes 0 and 1 would each compile anew."""
+COMPILE_MIN_POINTS: int = 2
+"""With the compiled solver (:meth:`InverseLBSDeformer.compile_solver`), active sets smaller than this run
+eagerly: under dynamic shapes a single point would compile a graph of its own. Every larger set runs
+compiled, the last iterations' few hundred stragglers included (300 points: 0.15 ms per iteration against
+0.74 ms eager on a 2-core CPU)."""
 
 LEAF_EXTENSION: float = 0.6
 """Leaf bones (head, hands, feet) get a capsule of this fraction of their parent bone's length."""
