@@ -30,29 +30,45 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-@contextmanager
-def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield an empty folder ``.partial-NAME`` beside ``path``; on success swap it in for ``path`` (the old
-    folder, if any, is removed only after the new one is in place).
-
-    If the body raises, the partial folder is removed and ``path`` is untouched.
-    """
+def partial_folder(path: str | os.PathLike) -> Path:
+    """The staging folder ``.partial-NAME`` beside ``path`` (its name only; :func:`fresh_partial_folder`
+    makes it)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.parent / f".partial-{path.name}"
-    previous = path.parent / f".previous-{path.name}"
+    return path.parent / f".partial-{path.name}"
+
+
+def fresh_partial_folder(path: str | os.PathLike) -> Path:
+    """Make :func:`partial_folder` of ``path`` anew, empty (a leftover of an interrupted write is removed)."""
+    partial = partial_folder(path)
+    partial.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
-    try:
-        yield partial
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+    return partial
+
+
+def swap_in(partial: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Put the finished folder ``partial`` in place of ``path``: the old folder, if any, is moved aside
+    first and removed only after the new one is in place, so a crash leaves one of them whole."""
+    path = Path(path)
+    previous = path.parent / f".previous-{path.name}"
     shutil.rmtree(previous, ignore_errors=True)
     if path.exists():
         os.replace(path, previous)
     os.replace(partial, path)
     shutil.rmtree(previous, ignore_errors=True)
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty folder ``.partial-NAME`` beside ``path``; on success swap it in for ``path``
+    (:func:`swap_in`). If the body raises, the partial folder is removed and ``path`` is untouched."""
+    partial = fresh_partial_folder(path)
+    try:
+        yield partial
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    swap_in(partial, path)
 
 
 _DEFAULT_FILE_MODE = 0o666

@@ -313,6 +313,9 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_checkpoints(tmp_path, datas
         trainer.train_step()
     assert not any(_changed(before, trainer.G_plain).values())
     assert (saved / CHECKPOINT_MANIFEST).read_text() == manifest
+    # Saving the same step again swaps a complete new folder in; no staging folder is left behind.
+    assert trainer.save_checkpoint() == saved and list_checkpoints(trainer.checkpoint_dir) == [saved]
+    assert sorted(path.name for path in trainer.checkpoint_dir.iterdir()) == [saved.name]
 
 
 def test_corrupted_truncated_or_incomplete_checkpoints_are_refused(tmp_path, dataset):

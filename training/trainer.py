@@ -43,7 +43,7 @@ from semantichuman_hd.evaluation.reference import real_head_centres
 from semantichuman_hd.generator import GeneratorOutput, SemanticHumanGenerator, rectangle_pixels
 from semantichuman_hd.host_memory import reuse_freed_host_memory
 from semantichuman_hd.hub import file_sha256
-from semantichuman_hd.io import atomic_folder
+from semantichuman_hd.io import atomic_folder, fresh_partial_folder, partial_folder, swap_in
 from semantichuman_hd.parts import NUM_PARTS, PARTS
 from semantichuman_hd.pipelines.pipeline_semantic_human import SemanticHumanPipeline, semantic_picture
 from semantichuman_hd.rendering.compositor import normals_to_picture
@@ -694,10 +694,9 @@ class Trainer:
         """``save_state`` into a temporary folder, a manifest last, then an atomic rename; old ones pruned."""
         accelerator = self.accelerator
         final = self.checkpoint_dir / f"{CHECKPOINT_PREFIX}{self.state.step}"
-        partial = self.checkpoint_dir / f".partial-{CHECKPOINT_PREFIX}{self.state.step}"
+        partial = partial_folder(final)
         if accelerator.is_main_process:
-            shutil.rmtree(partial, ignore_errors=True)
-            partial.mkdir(parents=True)
+            fresh_partial_folder(final)
         accelerator.wait_for_everyone()
         accelerator.save_state(str(partial))
         accelerator.wait_for_everyone()
@@ -705,9 +704,7 @@ class Trainer:
             files = {p.relative_to(partial).as_posix(): file_sha256(p) for p in sorted(partial.rglob("*")) if p.is_file()}
             manifest = {"step": self.state.step, "images_seen": self.state.images_seen, "files": files}
             (partial / CHECKPOINT_MANIFEST).write_text(json.dumps(manifest, indent=1))
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(partial, final)
+            swap_in(partial, final)
             limit = self.config.checkpoints_total_limit
             if limit is not None:
                 for old in list_checkpoints(self.checkpoint_dir)[:-limit]:
