@@ -89,9 +89,11 @@ def render_fidelity(trainer: Trainer, count: int = 4) -> dict:
         with trainer.accelerator.autocast():  # as the training step runs (a no-op without mixed precision)
             lr = G.local_generators.synthesize(G.mapping(z))
             fast = G.render_stage1(lr, posed, cameras, columns=trainer.columns, ray_bounds=trainer.config.ray_bounds)
+        if trainer.accelerator.mixed_precision != "no":  # the reference's tri-planes in float32
+            lr = G.local_generators.synthesize(G.mapping(z))
         G.settings = reference_settings
         try:
-            reference = G.render_stage1(G.local_generators.synthesize(G.mapping(z)), posed, cameras, ray_bounds="box")
+            reference = G.render_stage1(lr, posed, cameras, ray_bounds="box")
         finally:
             G.settings = training_settings
     window = slice(*trainer.columns)
