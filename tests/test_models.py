@@ -446,6 +446,51 @@ def test_modulated_conv_matches_its_definition(kernel_size, upsample):
             torch.testing.assert_close(y[b, k], expected, atol=1e-10, rtol=1e-10)
 
 
+def test_channels_last_features_give_the_channels_first_synthesis(models, monkeypatch):
+    """On a CPU the synthesis features are stored channels last, ``(B, H, W, K·C)`` in memory, from the first
+    layer to the last; planes, features and every gradient equal the channels-first networks' (up to rounding)."""
+    from semantichuman_hd.models import stylegan2
+
+    mapper, generators, super_resolution = models
+    ws = _ws(mapper)[1].detach()
+
+    def run():
+        generators.zero_grad(set_to_none=True), super_resolution.zero_grad(set_to_none=True)
+        lr = generators.synthesize(ws, noise_mode="const")
+        hr = super_resolution.synthesize(lr, ws, noise_mode="const")
+        (lr.planes.square().mean() + lr.features.square().mean() + hr.square().mean()).backward()
+        grads = [p.grad.clone() for m in (generators, super_resolution) for p in m.parameters() if p.grad is not None]
+        return lr, hr, grads
+
+    with torch.enable_grad():
+        lr, hr, grads = run()
+        batch, parts, channels, height, width = lr.features.shape
+        assert lr.features.flatten(1, 2).is_contiguous(memory_format=torch.channels_last)
+        monkeypatch.setattr(stylegan2, "CHANNELS_LAST_DEVICES", ())
+        lr_first, hr_first, grads_first = run()
+    assert lr_first.features.is_contiguous()
+    assert len(grads) == len(grads_first) > 0
+    for value, value_first in zip([lr.planes, lr.features, hr, *grads], [lr_first.planes, lr_first.features, hr_first, *grads_first]):
+        torch.testing.assert_close(value, value_first, rtol=1e-4, atol=1e-5 * float(value_first.abs().max()))
+
+
+@pytest.mark.parametrize("layout", ["channels_first", "features", "planes"])
+def test_upsample_keeps_the_layout_and_matches_interpolate(layout):
+    """:func:`upsample` of ``(B, K, C, H, W)`` in each layout it meets equals interpolating every (b, k) image,
+    and comes back in the same layout (no copy of the input)."""
+    x = torch.randn(2, 3, 4, 5, 6, dtype=torch.float64)
+    stored = {
+        "channels_first": x,
+        "features": x.permute(0, 3, 4, 1, 2).contiguous().permute(0, 3, 4, 1, 2),  # (B, H, W, K, C)
+        "planes": x.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3),  # (B, K, H, W, C)
+    }[layout]
+    y = upsample(stored)
+    expected = torch.nn.functional.interpolate(x.reshape(6, 4, 5, 6), scale_factor=2, mode="bilinear", align_corners=False)
+    torch.testing.assert_close(y, expected.reshape(2, 3, 4, 10, 12), atol=1e-12, rtol=0)
+    order = [0, 1, 2, 3, 4] if layout == "channels_first" else [0, 3, 4, 1, 2] if layout == "features" else [0, 1, 3, 4, 2]
+    assert y.permute(*order).is_contiguous()
+
+
 @pytest.mark.parametrize("kernel_size, demodulate", [(1, False), (1, True), (3, False)])
 def test_modulated_conv_bias_is_added_after_everything(kernel_size, demodulate):
     """``bias (K, Cout)`` adds to the output (after the demodulation), whether the 1×1 matrix product adds it

@@ -54,6 +54,12 @@ UPSAMPLE_FACTOR: int = 2
 UPSAMPLE_MODE: str = "bilinear"
 """Interpolation used for every upsampling (see the module docstring)."""
 
+CHANNELS_LAST_DEVICES: tuple[str, ...] = ("cpu",)
+"""Device types whose synthesis features are stored channels last (:class:`GroupedModulatedConv2d`): on a
+2-core CPU the grouped 3×3 convolutions and the bilinear upsampling, backward included, are faster so (the
+``demo`` 256² super-resolution network's forward and backward: 2.71 → 2.47 s at batch 4). Elsewhere the
+layout is left as it comes (unmeasured)."""
+
 STYLE_BIAS_INIT: float = 1.0
 """Initial bias of the style affines, so that styles start around 1 (identity modulation)."""
 
@@ -68,10 +74,17 @@ def bias_activation(x: torch.Tensor, bias: Optional[torch.Tensor], activation: s
 
 
 def upsample(x: torch.Tensor, factor: int = UPSAMPLE_FACTOR) -> torch.Tensor:
-    """Bilinear upsampling of ``x (..., C, H, W)`` to ``(..., C, factor·H, factor·W)`` (leading axes folded)."""
-    leading = x.shape[:-3]
-    y = F.interpolate(x.reshape(-1, *x.shape[-3:]), scale_factor=factor, mode=UPSAMPLE_MODE, align_corners=False)
-    return y.reshape(*leading, *y.shape[-3:])
+    """Bilinear upsampling of ``x (B, K, C, H, W)`` to ``(B, K, C, factor·H, factor·W)``, in ``x``'s memory layout.
+
+    Channels-last features (:data:`CHANNELS_LAST_DEVICES`) are upsampled as one ``(B, K·C, H, W)``
+    channels-last image, other tensors with ``B·K`` folded into the batch (the output layers' planes,
+    stored ``(B, K, H, W, C)``, are then channels last too): either way a view, no copy."""
+    batch, groups, channels, height, width = x.shape
+    if x.stride(1) == channels * x.stride(2):  # K and C adjacent in memory: fold K into the channels
+        y = F.interpolate(x.flatten(1, 2), scale_factor=factor, mode=UPSAMPLE_MODE, align_corners=False)
+    else:
+        y = F.interpolate(x.reshape(-1, channels, height, width), scale_factor=factor, mode=UPSAMPLE_MODE, align_corners=False)
+    return y.view(batch, groups, channels, *y.shape[-2:])
 
 
 class FullyConnected(nn.Module):
@@ -258,8 +271,11 @@ class GroupedModulatedConv2d(nn.Module):
                 y = residual + y
         else:
             weight = self.weight.reshape(groups * self.out_channels, self.in_channels, self.kernel_size, self.kernel_size)
+            x = x.reshape(batch, groups * self.in_channels, height, width)
+            if x.device.type in CHANNELS_LAST_DEVICES:  # (B, H, W, K·Cin) in memory; after the first layer a
+                x = x.contiguous(memory_format=torch.channels_last)  # no-op: elementwise operations keep it
             y = F.conv2d(
-                x.reshape(batch, groups * self.in_channels, height, width),
+                x,
                 weight,
                 padding=self.kernel_size // 2,
                 groups=groups,
