@@ -31,6 +31,7 @@ from .data.format import LABEL_DIM, LABEL_SLICES
 from .models.local_generators import LocalGenerators, TriplaneOutput
 from .models.mapper import SemanticMapper
 from .models.super_resolution import SuperResolution3D
+from .models.triplane import TexelTables
 from .parts import NUM_PARTS
 from .rendering.cameras import Cameras
 from .rendering.compositor import COMPOSITIONS
@@ -320,10 +321,13 @@ class SemanticHumanGenerator(nn.Module):
         return self.deformer.pose(betas=betas, body_pose=body_pose, global_orient=global_orient, transl=transl)
 
     def field(self, posed: PosedBody, planes: torch.Tensor, stage: int = 1) -> PosedPartField:
-        """The posed K-part field of tri-planes ``planes`` (stage 1: LR decoders, stage 2: HR decoders)."""
+        """The posed K-part field of tri-planes ``planes`` (stage 1: LR decoders, stage 2: HR decoders); its
+        queries share the planes' texel tables (:class:`~semantichuman_hd.models.triplane.TexelTables`)."""
         decode = (self.local_generators if stage == 1 else self.super_resolution).decode
+        tables = TexelTables(planes)
         return PosedPartField(
-            self.deformer, posed, lambda points, mask: decode(planes, points, mask), NUM_PARTS, num_root_inits=self.settings.num_root_inits
+            self.deformer, posed, lambda points, mask: decode(planes, points, mask, tables), NUM_PARTS,
+            num_root_inits=self.settings.num_root_inits,
         )
 
     def rays(self, cameras: Cameras, size: int, columns: Optional[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor, int]:

@@ -21,7 +21,14 @@ from semantichuman_hd.models import (
 from semantichuman_hd.models.local_generators import BETA_INIT
 from semantichuman_hd.models.stylegan2 import DEMODULATION_EPS, GroupedModulatedConv2d, ToPlanes, upsample
 from semantichuman_hd.models import triplane
-from semantichuman_hd.models.triplane import count_decoder_queries, sample_all_parts, sample_triplane_pairs, texel_major, texel_order
+from semantichuman_hd.models.triplane import (
+    TexelTables,
+    count_decoder_queries,
+    sample_all_parts,
+    sample_triplane_pairs,
+    texel_major,
+    texel_order,
+)
 from semantichuman_hd.parts import NUM_PARTS
 from semantichuman_hd.presets import PRESETS, get_preset
 
@@ -194,6 +201,52 @@ def test_all_parts_sampling_matches_the_pairs_to_second_order(layout):
     torch.testing.assert_close(ours[1], theirs[1], atol=1e-10, rtol=0)
     for a, b in zip(torch.autograd.grad(ours[2], (base, points)), torch.autograd.grad(theirs[2], (base, points))):
         torch.testing.assert_close(a, b, atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("sampler", ["pairs", "all_parts"])
+def test_reads_through_shared_texel_tables_equal_separate_reads(sampler):
+    """A render's reads of the same planes (samples without gradient in the points, then a normals' re-query
+    with it) share one table per grad mode through ``TexelTables``: the same features and first and second
+    derivatives as separate reads, one table node, and the reads' plane gradients added in place."""
+    rng = torch.Generator().manual_seed(3)
+    base = torch.randn(2, 3, 3, 4, 8, 8, generator=rng, dtype=torch.float64, requires_grad=True)
+    planes = texel_major(base * 1.0)  # a non-leaf in the synthesis networks' layout
+    batch_index = torch.randint(0, 2, (40,), generator=rng)
+    part_index = torch.randint(0, 3, (40,), generator=rng)
+    render_points = torch.rand(40, 3, generator=rng, dtype=torch.float64) * 2.2 - 1.1
+    normal_points = (torch.rand(40, 3, generator=rng, dtype=torch.float64) * 2.2 - 1.1).requires_grad_(True)
+
+    def read(points, tables):
+        if sampler == "pairs":
+            return sample_triplane_pairs(planes, batch_index, part_index, points, tables)
+        return sample_all_parts(planes, batch_index, points, tables)
+
+    def loss(tables):
+        rendered = read(render_points, tables)
+        queried = read(normal_points, tables)
+        (gradient,) = torch.autograd.grad(torch.tanh(queried).sum(), normal_points, create_graph=True)
+        return rendered.square().sum() + gradient.square().sum() + queried.sum()
+
+    tables = TexelTables(planes)
+    shared, separate = loss(tables), loss(None)
+    torch.testing.assert_close(shared, separate, atol=1e-12, rtol=0)
+    inputs = (base, normal_points)
+    for a, b in zip(torch.autograd.grad(shared, inputs, retain_graph=True), torch.autograd.grad(separate, inputs, retain_graph=True)):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+    table = tables.pairs() if sampler == "pairs" else tables.all_parts()
+    assert table is (tables.pairs() if sampler == "pairs" else tables.all_parts())  # made once, kept
+    assert table.requires_grad
+    with torch.no_grad():  # kept per grad mode: a table made without gradients carries none
+        assert (tables.pairs() if sampler == "pairs" else tables.all_parts()) is not table
+    # The backward adds the reads' plane gradients in place (no out-of-place sum of plane-sized tensors).
+    def out_of_place_plane_sums(tables) -> int:
+        with torch.profiler.profile(record_shapes=True) as profile:
+            loss(tables).backward(retain_graph=True)
+        return sum(e.name == "aten::add" and list(e.input_shapes[0]) == list(planes.shape) for e in profile.events())
+
+    assert out_of_place_plane_sums(None) > 0 and out_of_place_plane_sums(tables) == 0
+    with pytest.raises(ValueError, match="`tables` must be the TexelTables of these `planes`"):
+        read(render_points, TexelTables(planes.detach()))
 
 
 def _autograd_node_names(tensor: torch.Tensor) -> set[str]:
@@ -464,14 +517,13 @@ def test_channels_last_features_give_the_channels_first_synthesis(models, monkey
 
     with torch.enable_grad():
         lr, hr, grads = run()
-        batch, parts, channels, height, width = lr.features.shape
         assert lr.features.flatten(1, 2).is_contiguous(memory_format=torch.channels_last)
         monkeypatch.setattr(stylegan2, "CHANNELS_LAST_DEVICES", ())
         lr_first, hr_first, grads_first = run()
     assert lr_first.features.is_contiguous()
     assert len(grads) == len(grads_first) > 0
     for value, value_first in zip([lr.planes, lr.features, hr, *grads], [lr_first.planes, lr_first.features, hr_first, *grads_first]):
-        torch.testing.assert_close(value, value_first, rtol=1e-4, atol=1e-5 * float(value_first.abs().max()))
+        torch.testing.assert_close(value, value_first, rtol=1e-4, atol=1e-5 * float(value_first.detach().abs().max()))
 
 
 @pytest.mark.parametrize("layout", ["channels_first", "features", "planes"])

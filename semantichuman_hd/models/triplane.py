@@ -149,6 +149,58 @@ def texel_major(planes: torch.Tensor) -> torch.Tensor:
     return planes.permute(0, 1, 2, 4, 5, 3).contiguous().permute(0, 1, 2, 5, 3, 4)
 
 
+class TexelTables:
+    """The texel tables of one tri-plane tensor, made on first use and shared by every read of it.
+
+    A render reads the same planes several times (coarse and fine samples, the normals' re-query). Read
+    through one ``TexelTables``, all reads gather from the same table tensor: the all-parts table of
+    :func:`sample_all_parts` (a copy) is made once instead of once per read, and in the backward the
+    reads' gradients add up in place in one buffer, where each read's own view of the planes would hand
+    autograd a gradient of the planes' full size to add out of place (stage 2's 256² planes: 300 MB
+    each). Tables are kept per grad mode: one made without gradients carries none.
+
+    Parameters:
+        planes: ``(B, K, 3, C, H, W)`` tri-planes.
+    """
+
+    def __init__(self, planes: torch.Tensor):
+        check_planes(planes)
+        self.planes = planes
+        self._tables: dict[tuple[str, bool], torch.Tensor] = {}
+
+    def _cached(self, kind: str, make) -> torch.Tensor:
+        key = (kind, torch.is_grad_enabled())
+        if key not in self._tables:
+            self._tables[key] = make()
+        return self._tables[key]
+
+    @property
+    def order(self) -> str:
+        """The :data:`TEXEL_ORDERS` layout whose rows :meth:`pairs` holds (``"plane_major"`` unless the
+        planes are stored in another one)."""
+        return texel_order(self.planes) or "plane_major"
+
+    def pairs(self) -> torch.Tensor:
+        """``(B·K·3·H·W, C)``: one row per (batch element, part, plane, texel), in :attr:`order` (a view
+        for ``texel_major`` planes, else a copy)."""
+        channels = self.planes.shape[3]
+        return self._cached("pairs", lambda: self.planes.permute(*TEXEL_ORDERS[self.order]).reshape(-1, channels))
+
+    def all_parts(self) -> torch.Tensor:
+        """``(B·3·H·W, K·C)``: one row per (batch element, plane, texel) holding all K parts' features (a copy)."""
+        parts, channels = self.planes.shape[1], self.planes.shape[3]
+        return self._cached("all_parts", lambda: self.planes.permute(0, 2, 4, 5, 1, 3).reshape(-1, parts * channels))
+
+
+def _tables_of(planes: torch.Tensor, tables: Optional[TexelTables]) -> TexelTables:
+    """``tables`` if given (checked to be ``planes``'), else a fresh one for a single read."""
+    if tables is None:
+        return TexelTables(planes)
+    if not isinstance(tables, TexelTables) or tables.planes is not planes:
+        raise ValueError("`tables` must be the TexelTables of these `planes` (TexelTables(planes)).")
+    return tables
+
+
 def _bilinear_corners(points: torch.Tensor, height: int, width: int) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
     """The 12 bilinear corners of normalised ``points (P, 3)`` on the 3 planes, with the conventions of
     ``grid_sample(align_corners=False, padding_mode="zeros")``: for each plane and corner, ``(plane, texel
@@ -218,7 +270,11 @@ def _weighted_rows(table: torch.Tensor, rows: list[torch.Tensor], weights: list[
 
 
 def sample_triplane_pairs(
-    planes: torch.Tensor, batch_index: torch.Tensor, part_index: torch.Tensor, points: torch.Tensor
+    planes: torch.Tensor,
+    batch_index: torch.Tensor,
+    part_index: torch.Tensor,
+    points: torch.Tensor,
+    tables: Optional[TexelTables] = None,
 ) -> torch.Tensor:
     """Mean tri-plane feature for a list of (batch element, part, point) triples.
 
@@ -231,14 +287,15 @@ def sample_triplane_pairs(
         batch_index: ``(Q,)`` long, the batch element of each query.
         part_index: ``(Q,)`` long, the part of each query.
         points: ``(Q, 3)`` normalised points.
+        tables: Optional :class:`TexelTables` of ``planes``, shared with the planes' other reads.
 
     Returns:
         ``(Q, C)`` features.
     """
     batch, parts, _, channels, height, width = planes.shape
     # Channels last so that one gather reads the C features of a texel (a view for `texel_major` planes).
-    order = texel_order(planes) or "plane_major"
-    texels = planes.permute(*TEXEL_ORDERS[order]).reshape(-1, channels)  # (B·K·3·H·W, C)
+    tables = _tables_of(planes, tables)
+    order, texels = tables.order, tables.pairs()  # (B·K·3·H·W, C)
     part = batch_index * parts + part_index  # (Q,)
     rows, weights = [], []
     for plane, texel, weight in _bilinear_corners(points.to(planes.dtype), height, width):
@@ -250,7 +307,9 @@ def sample_triplane_pairs(
     return _weighted_rows(texels, rows, weights)
 
 
-def sample_all_parts(planes: torch.Tensor, batch_index: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+def sample_all_parts(
+    planes: torch.Tensor, batch_index: torch.Tensor, points: torch.Tensor, tables: Optional[TexelTables] = None
+) -> torch.Tensor:
     """Mean tri-plane feature of every part at a list of (batch element, point) pairs: what
     :func:`sample_triplane_pairs` gives for the K pairs of each point, computed once per point.
 
@@ -263,12 +322,13 @@ def sample_all_parts(planes: torch.Tensor, batch_index: torch.Tensor, points: to
         planes: ``(B, K, 3, C, H, W)`` tri-planes.
         batch_index: ``(P,)`` long, the batch element of each point.
         points: ``(P, 3)`` normalised points.
+        tables: Optional :class:`TexelTables` of ``planes``, shared with the planes' other reads.
 
     Returns:
         ``(K, P, C)`` features.
     """
     batch, parts, _, channels, height, width = planes.shape
-    table = planes.permute(0, 2, 4, 5, 1, 3).reshape(-1, parts * channels)  # (B·3·H·W, K·C), a copy
+    table = _tables_of(planes, tables).all_parts()  # (B·3·H·W, K·C)
     rows, weights = [], []
     for plane, texel, weight in _bilinear_corners(points.to(planes.dtype), height, width):
         rows.append((batch_index * NUM_PLANES + plane) * (height * width) + texel)
@@ -324,6 +384,7 @@ def decode_parts(
     box_center: Sequence[float],
     box_warp: float,
     part_mask: Optional[torch.Tensor] = None,
+    tables: Optional[TexelTables] = None,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Per-part Δsdf and RGB logits at canonical points.
 
@@ -339,6 +400,7 @@ def decode_parts(
         points: ``(B, N, 3)`` canonical points, metres.
         box_center, box_warp: The tri-planes' box (centre, side).
         part_mask: Optional ``(B, N, K)`` bool, the pairs to decode.
+        tables: Optional :class:`TexelTables` of ``planes``, shared with the planes' other reads (a render's).
 
     Returns:
         ``delta_sdf (B, N, K)`` (``-inf`` where not decoded), ``rgb_logits (B, N, K, 3)`` (0 where not
@@ -360,7 +422,7 @@ def decode_parts(
         b, n = asked.nonzero(as_tuple=True)
         if b.numel() == 0:
             return delta_sdf, rgb_logits, 0
-        out = decoders(sample_all_parts(planes, b, normalized[b, n])).to(delta_sdf.dtype)  # (K, P, 4)
+        out = decoders(sample_all_parts(planes, b, normalized[b, n], tables)).to(delta_sdf.dtype)  # (K, P, 4)
         delta_sdf = delta_sdf.index_put((b, n), out[..., 0].T)
         rgb_logits = rgb_logits.index_put((b, n), out[..., 1:].transpose(0, 1))
         return delta_sdf, rgb_logits, b.numel() * parts
@@ -370,7 +432,7 @@ def decode_parts(
     if num_queries == 0:
         return delta_sdf, rgb_logits, 0
     k, b, n = pairs.unbind(1)
-    features = sample_triplane_pairs(planes, b, k, normalized[b, n])  # (Q, C)
+    features = sample_triplane_pairs(planes, b, k, normalized[b, n], tables)  # (Q, C)
     per_part = torch.bincount(k, minlength=parts)
     starts = torch.cumsum(per_part, 0) - per_part
     slot = torch.arange(num_queries, device=k.device) - starts[k]
@@ -391,7 +453,11 @@ class TriplaneDecoding:
     """
 
     def decode(
-        self, planes: torch.Tensor, points_canonical: torch.Tensor, part_mask: Optional[torch.Tensor] = None
+        self,
+        planes: torch.Tensor,
+        points_canonical: torch.Tensor,
+        part_mask: Optional[torch.Tensor] = None,
+        tables: Optional[TexelTables] = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         r"""Per-part Δsdf and RGB logits at canonical points.
 
@@ -401,6 +467,9 @@ class TriplaneDecoding:
                 box (``box_center ± box_warp / 2``) read zero features.
             part_mask (`torch.Tensor`, *optional*): ``(B, N, K)`` bool: decode only the True (point, part)
                 pairs; the others are not computed (and not counted).
+            tables (`TexelTables`, *optional*): ``TexelTables(planes)``, shared by the reads of one render
+                (coarse, fine and normal queries): its tables are made once and the reads' gradients added
+                in place.
 
         Returns:
             ``delta_sdf (B, N, K)`` (``-inf`` where masked out) and ``rgb_logits (B, N, K, 3)`` (0 where
@@ -411,7 +480,9 @@ class TriplaneDecoding:
         check_points(points_canonical, planes.shape[0], "points_canonical")
         if part_mask is not None:
             check_part_mask(part_mask, planes.shape[0], points_canonical.shape[1], config.num_parts)
-        delta_sdf, rgb_logits, _ = decode_parts(self.decoders, planes, points_canonical, config.box_center, config.box_warp, part_mask)
+        delta_sdf, rgb_logits, _ = decode_parts(
+            self.decoders, planes, points_canonical, config.box_center, config.box_warp, part_mask, tables
+        )
         return delta_sdf, rgb_logits
 
 
@@ -448,8 +519,8 @@ def count_decoder_queries(*models: TriplaneDecoding) -> Iterator[DecoderQueryCou
             raise ValueError(f"{type(model).__name__}.decode is already being counted; attach one counter at a time.")
 
     def counted(decode):
-        def wrapper(planes: torch.Tensor, points_canonical: torch.Tensor, part_mask: Optional[torch.Tensor] = None):
-            result = decode(planes, points_canonical, part_mask)
+        def wrapper(planes: torch.Tensor, points_canonical: torch.Tensor, part_mask: Optional[torch.Tensor] = None, tables=None):
+            result = decode(planes, points_canonical, part_mask, tables)
             queries = points_canonical.shape[0] * points_canonical.shape[1] * planes.shape[1] if part_mask is None else int(part_mask.sum())
             counter.last = queries
             counter.total += queries
