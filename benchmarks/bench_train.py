@@ -36,14 +36,19 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-from accelerate import PartialState
-from accelerate.utils import gather_object
+if __name__ == "__main__":  # as training/train.py: restart with the heap on huge pages, before anything else
+    from semantichuman_hd.host_memory import restart_with_huge_pages
+
+    restart_with_huge_pages()
+
+import torch  # noqa: E402
+from accelerate import PartialState  # noqa: E402
+from accelerate.utils import gather_object  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from reporting import MIB, machine_report, peak_rss_mib, print_report, synchronize  # noqa: E402
+from reporting import MIB, machine_report, machine_speed, peak_rss_mib, print_report, synchronize  # noqa: E402
 from training.config import load_config  # noqa: E402
 from training.trainer import Trainer  # noqa: E402
 
@@ -145,16 +150,17 @@ def run(preset: str, stage: int, args, data_root: Path, stage1: Path | None) -> 
         fidelity = render_fidelity(trainer) if stage == 1 and trainer.accelerator.is_main_process else None
         for _ in range(args.warmup):
             trainer.train_step()
-        synchronize(device)
+        speed_before = machine_speed(device)
         seconds = []
         for _ in range(args.steps):
             begin = time.perf_counter()
             trainer.train_step()
             synchronize(device)
             seconds.append(time.perf_counter() - begin)
+        peak = torch.cuda.max_memory_allocated(device) / MIB if device.type == "cuda" else peak_rss_mib()
+        speed_after = machine_speed(device)
     batch = probe.batch_size
     processes = trainer.accelerator.num_processes
-    peak = torch.cuda.max_memory_allocated(device) / MIB if device.type == "cuda" else peak_rss_mib()
     peaks = gather_object([peak]) if processes > 1 else [peak]
     return {
         "preset": preset,
@@ -175,6 +181,8 @@ def run(preset: str, stage: int, args, data_root: Path, stage1: Path | None) -> 
         "mixed_precision": mixed_precision,
         "overrides": list(args.set),
         "warmup_steps": args.warmup,
+        # The machine's speed just before and after the timed steps (reporting.machine_speed).
+        "machine_speed": {"before": speed_before, "after": speed_after},
         **({"render_fidelity": fidelity} if fidelity else {}),
     }
 

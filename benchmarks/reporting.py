@@ -7,6 +7,7 @@ import os
 import platform
 import resource
 import sys
+import time
 
 import torch
 
@@ -52,6 +53,47 @@ def machine_report(device: torch.device) -> dict:
         "cpu_count": os.cpu_count(),
         # Allocator settings of the process (e.g. glibc.malloc.hugetlb=1, training/README.md), if any.
         **({"glibc_tunables": os.environ["GLIBC_TUNABLES"]} if os.environ.get("GLIBC_TUNABLES") else {}),
+    }
+
+
+SPEED_MATMUL_SIZE: int = 1024
+"""Side of the square float32 matrices of :func:`machine_speed`'s product (2 GFLOP)."""
+
+SPEED_COPY_MIB: int = 128
+"""Megabytes :func:`machine_speed` copies (far beyond any cache: memory bandwidth)."""
+
+
+def machine_speed(device: torch.device, repeats: int = 5) -> dict:
+    """How fast the machine is right now, in about a second: float32 matrix-product throughput, memory
+    copy bandwidth and the time of one small operation (the per-operation overhead that many small tensors
+    pay). A shared machine drifts (on a 2-core cloud CPU, training steps by ±20 % within the hour); recorded
+    around a benchmark's timed steps, these tell a run on a busy machine from one on a quiet one. Each
+    figure is the best of ``repeats``."""
+
+    def best_seconds(work, count: int) -> float:
+        work()
+        synchronize(device)
+        best = float("inf")
+        for _ in range(repeats):
+            begin = time.perf_counter()
+            for _ in range(count):
+                work()
+            synchronize(device)
+            best = min(best, (time.perf_counter() - begin) / count)
+        return best
+
+    generator = torch.Generator(device=device).manual_seed(0)
+    a, b = (torch.randn(SPEED_MATMUL_SIZE, SPEED_MATMUL_SIZE, generator=generator, device=device) for _ in range(2))
+    source = torch.empty(SPEED_COPY_MIB * MIB // 4, device=device).fill_(1.0)
+    target = torch.empty_like(source)
+    small = torch.ones(256, device=device)
+    matmul = best_seconds(lambda: a @ b, 4)
+    copy = best_seconds(lambda: target.copy_(source), 2)
+    small_op = best_seconds(lambda: small.mul(2.0), 200)
+    return {
+        "matmul_gflops": round(2 * SPEED_MATMUL_SIZE**3 / matmul / 1e9, 1),
+        "copy_gib_per_second": round(2 * SPEED_COPY_MIB / 1024 / copy, 2),  # read + write
+        "small_op_microseconds": round(small_op * 1e6, 2),
     }
 
 

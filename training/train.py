@@ -20,6 +20,11 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script (accelerate launch training/train.py)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+if __name__ == "__main__":  # before anything else: the process restarts with its heap on huge pages
+    from semantichuman_hd.host_memory import restart_with_huge_pages
+
+    restart_with_huge_pages()
+
 from training.config import load_config  # noqa: E402
 from training.trainer import Trainer, TrainingError  # noqa: E402
 
