@@ -63,7 +63,9 @@ class PosedPartField:
         batch, count = points.shape[:2]
         wanted = None if part_mask is None else part_mask.any(-1)  # points no part may use are not deformed
         deformed = self.deformer.posed_to_canonical(points, self.posed, num_inits=self.num_root_inits, mask=wanted, starts=hint)
-        prior = self.deformer.sdf_prior(deformed.canonical)
+        # The body prior only where the solve succeeded (most samples of a ray are culled before it).
+        solved = deformed.valid.nonzero(as_tuple=True)
+        prior = points.new_full((batch, count), float("inf")).index_put(solved, self.deformer.sdf_prior(deformed.canonical[solved]))
         valid = deformed.valid & (prior.abs() <= self.shell_width)
         if wanted is not None:
             valid = valid & wanted

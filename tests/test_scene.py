@@ -48,6 +48,31 @@ def test_body_field_is_zero_on_the_posed_surface_and_empty_far_away(open_body_de
     assert torch.isinf(out.sdf[0, n:]).all() and (out.sdf[0, n:] < 0).all()
 
 
+def test_body_prior_is_read_only_where_the_solve_succeeded(open_body_deformer, walking, monkeypatch):
+    """Culled points (far from the body, or left out by the part mask) never reach the body prior; the
+    field's SDF and validity are the prior's at the solved points, with its gradient in the posed points."""
+    prior = open_body_deformer.sdf_prior
+    read, forward = [], prior.forward
+
+    def counted(points):
+        read.append(points.shape[:-1].numel())
+        return forward(points)
+
+    field = PosedPartField(open_body_deformer, walking, body_only_field, num_parts=1)
+    surface = walking.vertices[:, ::50] + 0.02 * torch.randn(1, walking.vertices[:, ::50].shape[1], 3, generator=torch.Generator().manual_seed(0))
+    points = torch.cat([surface, torch.tensor([[[3.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, -2.0]]])], 1).requires_grad_(True)
+    deformed = open_body_deformer.posed_to_canonical(points.detach(), walking)
+    expected = prior(deformed.canonical)
+    monkeypatch.setattr(prior, "forward", counted)
+    out = field(points)
+    assert read[-1] == int(deformed.valid.sum()) < points.shape[1]  # the solver's own check, then the field's
+    valid = deformed.valid & (expected.abs() <= field.shell_width)
+    assert torch.equal(out.valid, valid)
+    torch.testing.assert_close(out.sdf[..., 0][valid], expected[valid], atol=1e-4, rtol=0)
+    (gradient,) = torch.autograd.grad(out.sdf[..., 0][valid].sum(), points)
+    assert gradient[0, :-3].norm(dim=-1).gt(0.5).float().mean() > 0.9 and torch.equal(gradient[0, -3:], torch.zeros(3, 3))
+
+
 def test_part_mask_limits_the_decoded_points(open_body_deformer, walking):
     seen = []
 
