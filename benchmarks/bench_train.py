@@ -148,9 +148,10 @@ def run(preset: str, stage: int, args, data_root: Path, stage1: Path | None) -> 
         if args.weights == "warm_start":
             trainer.warm_start()  # as `Trainer.train` does before the first step
         fidelity = render_fidelity(trainer) if stage == 1 and trainer.accelerator.is_main_process else None
+        speed_before = machine_speed(device)  # before the warm-up steps, which absorb its effect on the heap
         for _ in range(args.warmup):
             trainer.train_step()
-        speed_before = machine_speed(device)
+        synchronize(device)
         seconds = []
         for _ in range(args.steps):
             begin = time.perf_counter()
@@ -181,7 +182,7 @@ def run(preset: str, stage: int, args, data_root: Path, stage1: Path | None) -> 
         "mixed_precision": mixed_precision,
         "overrides": list(args.set),
         "warmup_steps": args.warmup,
-        # The machine's speed just before and after the timed steps (reporting.machine_speed).
+        # The machine's speed before the warm-up and after the timed steps (reporting.machine_speed).
         "machine_speed": {"before": speed_before, "after": speed_after},
         **({"render_fidelity": fidelity} if fidelity else {}),
     }

@@ -59,7 +59,7 @@ def machine_report(device: torch.device) -> dict:
 SPEED_MATMUL_SIZE: int = 1024
 """Side of the square float32 matrices of :func:`machine_speed`'s product (2 GFLOP)."""
 
-SPEED_COPY_MIB: int = 128
+SPEED_COPY_MIB: int = 64
 """Megabytes :func:`machine_speed` copies (far beyond any cache: memory bandwidth)."""
 
 
