@@ -326,7 +326,7 @@ class SemanticHumanGenerator(nn.Module):
         decode = (self.local_generators if stage == 1 else self.super_resolution).decode
         tables = TexelTables(planes)
         return PosedPartField(
-            self.deformer, posed, lambda points, mask: decode(planes, points, mask, tables), NUM_PARTS,
+            self.deformer, posed, lambda points, mask: decode(planes, points, mask, tables=tables), NUM_PARTS,
             num_root_inits=self.settings.num_root_inits,
         )
 

@@ -29,8 +29,8 @@ TRAINED_BETA = 0.01
 def _banded(decode, edges: torch.Tensor):
     """``decode`` with part k kept only where the canonical height falls in band k."""
 
-    def banded_decode(planes, points, part_mask=None):
-        delta_sdf, rgb_logits = decode(planes, points, part_mask)
+    def banded_decode(planes, points, part_mask=None, tables=None):
+        delta_sdf, rgb_logits = decode(planes, points, part_mask, tables=tables)
         band = torch.bucketize(points[..., 1].contiguous(), edges)
         own = band.unsqueeze(-1) == torch.arange(NUM_PARTS, device=points.device)
         return torch.where(own, delta_sdf, torch.full_like(delta_sdf, float("-inf"))), rgb_logits

@@ -520,7 +520,7 @@ def count_decoder_queries(*models: TriplaneDecoding) -> Iterator[DecoderQueryCou
 
     def counted(decode):
         def wrapper(planes: torch.Tensor, points_canonical: torch.Tensor, part_mask: Optional[torch.Tensor] = None, tables=None):
-            result = decode(planes, points_canonical, part_mask, tables)
+            result = decode(planes, points_canonical, part_mask, tables=tables)
             queries = points_canonical.shape[0] * points_canonical.shape[1] * planes.shape[1] if part_mask is None else int(part_mask.sum())
             counter.last = queries
             counter.total += queries
