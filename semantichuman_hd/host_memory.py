@@ -100,9 +100,9 @@ def restart_with_huge_pages() -> None:
     huge pages (:func:`huge_pages_on_request`), or :data:`DISABLE_ENV` is ``1``; then it returns at once.
 
     For scripts, first thing when run as ``__main__`` (``training/train.py``, the training benchmark):
-    everything done before is lost. On a 2-core CPU, four alternating pairs of ``demo`` training runs per
-    stage gained −1 to +14 % images per second in stage 1 (median +8 %) and +3 to +9 % in stage 2 (median
-    +5 %) with it (training/README.md)."""
+    everything done before is lost. On a 2-core CPU, alternating pairs of ``demo`` training runs gained
+    −1 to +14 % images per second in stage 1 (median +8 %); stage 2 measured −10 to +9 %, its steady-state
+    steps unchanged (training/README.md)."""
     tunables = os.environ.get(TUNABLES_ENV, "")
     if os.environ.get(DISABLE_ENV) == "1" or HUGE_PAGES_TUNABLE in tunables or not huge_pages_on_request():
         return
