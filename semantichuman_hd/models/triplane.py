@@ -166,6 +166,9 @@ class TexelTables:
     def __init__(self, planes: torch.Tensor):
         check_planes(planes)
         self.planes = planes
+        self.order: str = texel_order(planes) or "plane_major"
+        """The :data:`TEXEL_ORDERS` layout whose rows :meth:`pairs` holds (``"plane_major"`` unless the
+        planes are stored in another one)."""
         self._tables: dict[tuple[str, bool], torch.Tensor] = {}
 
     def _cached(self, kind: str, make) -> torch.Tensor:
@@ -173,12 +176,6 @@ class TexelTables:
         if key not in self._tables:
             self._tables[key] = make()
         return self._tables[key]
-
-    @property
-    def order(self) -> str:
-        """The :data:`TEXEL_ORDERS` layout whose rows :meth:`pairs` holds (``"plane_major"`` unless the
-        planes are stored in another one)."""
-        return texel_order(self.planes) or "plane_major"
 
     def pairs(self) -> torch.Tensor:
         """``(B·K·3·H·W, C)``: one row per (batch element, part, plane, texel), in :attr:`order` (a view
