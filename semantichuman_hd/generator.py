@@ -131,7 +131,10 @@ class GeneratorOutput(BaseOutput):
         alpha: ``(B, 1, H, W)`` coverage.
         render: the per-ray :class:`~semantichuman_hd.rendering.volume_renderer.RenderOutput`.
         triplanes: the stage-1 tri-planes (:class:`~semantichuman_hd.models.local_generators.TriplaneOutput`).
-        hr_planes: stage 2's tri-planes ``(B, K, 3, C, sH, sW)``, or None in stage 1.
+        hr_planes: stage 2's tri-planes ``(B, K, 3, C, sH, sW)``, or None in stage 1; zero for the parts
+            ``hr_parts`` leaves out.
+        hr_parts: stage 2's ``(B, K)`` bool: the (person, part) HR tri-planes synthesised (every part
+            with ``all_hr_parts``, else those the rendered pixels read); None in stage 1.
         low: stage 2's stage-1 render (a ``GeneratorOutput`` without gradients), or None in stage 1.
 
     Every field after the first defaults to None, as in diffusers' and transformers' outputs: Accelerate's
@@ -146,6 +149,7 @@ class GeneratorOutput(BaseOutput):
     render: Optional[RenderOutput] = None
     triplanes: Optional[TriplaneOutput] = None
     hr_planes: Optional[torch.Tensor] = None
+    hr_parts: Optional[torch.Tensor] = None
     low: Optional["GeneratorOutput"] = None
 
 
@@ -411,13 +415,18 @@ class SemanticHumanGenerator(nn.Module):
         generator: Optional[torch.Generator] = None,
         create_graph: bool = False,
         pixels: Optional[torch.Tensor] = None,
+        all_hr_parts: bool = False,
     ) -> GeneratorOutput:
         """Stage 2: HR tri-planes rendered with 11 depth- and semantics-guided samples per pixel
         (docs/method.md §5), from the stage-1 render ``low`` of the same ``columns`` (LR pixels).
         Pixels that stage 1 gives no part are background and cost nothing; the last sample's interval
         follows ``settings.guided_last_interval``. With ``pixels (B, R)`` (flat row-major indices into the
         HR window, e.g. :func:`rectangle_pixels`) only those pixels are rendered, each exactly as in the
-        whole render, and the pictures are ``(B, C, 1, R)`` strips in the order of ``pixels``."""
+        whole render, and the pictures are ``(B, C, 1, R)`` strips in the order of ``pixels``.
+
+        A person's part that no rendered pixel selects is never read, so its HR tri-plane is not
+        synthesised (it stays zero; ``hr_parts`` says which were) unless ``all_hr_parts`` asks for every
+        part (e.g. for :meth:`field_regularizers`). The render is the same either way."""
         settings = self.settings
         scale = settings.scale
         low_width = low.image.shape[-1]
@@ -426,7 +435,6 @@ class SemanticHumanGenerator(nn.Module):
         parts = select_parts(low.masks, scale, mode=settings.selection_mode)  # (B, K, sH, sW)
         depths = candidates.flatten(2).transpose(1, 2)  # (B, R, 11)
         ray_parts = parts.flatten(2).transpose(1, 2)  # (B, R, K)
-        hr_planes = self.super_resolution.synthesize(triplanes, ws, noise_mode, generator)
         high_columns = None if columns is None else (columns[0] * scale, columns[1] * scale)
         origins, directions, width = self.rays(cameras, settings.high_resolution, high_columns)
         if width != low_width * scale:
@@ -440,6 +448,8 @@ class SemanticHumanGenerator(nn.Module):
                 for values in (depths, ray_parts, origins, directions)
             )
             height, width = 1, pixels.shape[1]
+        hr_parts = torch.ones_like(ray_parts[:, 0]) if all_hr_parts else ray_parts.any(1)  # (B, K)
+        hr_planes = self.super_resolution.synthesize(triplanes, ws, noise_mode, generator, parts=hr_parts)
         far = None
         if settings.guided_last_interval == "exit":
             _, far, hit = self.ray_bounds(origins, directions, posed, ray_bounds)
@@ -451,7 +461,7 @@ class SemanticHumanGenerator(nn.Module):
             self.field(posed, hr_planes, stage=2), origins, directions, depths,
             beta=self.super_resolution.beta, far=far, ray_part_mask=ray_parts, create_graph=create_graph,
         )
-        return generator_output(output, height, width, triplanes, hr_planes=hr_planes, low=low)
+        return generator_output(output, height, width, triplanes, hr_planes=hr_planes, hr_parts=hr_parts, low=low)
 
     def synthesis(
         self,
@@ -466,6 +476,7 @@ class SemanticHumanGenerator(nn.Module):
         generator: Optional[torch.Generator] = None,
         create_graph: bool = False,
         pixels: Optional[torch.Tensor] = None,
+        all_hr_parts: bool = False,
     ) -> GeneratorOutput:
         r"""Render people from codes.
 
@@ -485,6 +496,8 @@ class SemanticHumanGenerator(nn.Module):
             pixels (`torch.Tensor`, *optional*): stage 2 only: ``(B, R)`` flat indices of the HR window's
                 pixels to render (:meth:`render_stage2`), e.g. training's patches. Stage 1 then renders only
                 the LR pixels their guided samples read (:func:`guided_support`), the rest as background.
+            all_hr_parts (`bool`): stage 2 only: synthesise every part's HR tri-plane, also those no rendered
+                pixel reads (:meth:`render_stage2`), e.g. for :meth:`field_regularizers` on ``hr_planes``.
 
         Returns:
             [`GeneratorOutput`].
@@ -493,6 +506,8 @@ class SemanticHumanGenerator(nn.Module):
         check_choice(ray_bounds, RAY_BOUNDS, "ray_bounds")
         if stage == 1 and pixels is not None:
             raise ValueError("`pixels` selects stage-2 pixels; stage 1 renders its whole window.")
+        if stage == 1 and all_hr_parts:
+            raise ValueError("`all_hr_parts` asks for stage 2's HR tri-planes; stage 1 has none.")
         if stage == 1:
             triplanes = self.local_generators.synthesize(ws, noise_mode, generator)
             return self.render_stage1(
@@ -508,7 +523,7 @@ class SemanticHumanGenerator(nn.Module):
             )
         return self.render_stage2(
             triplanes, ws, posed, cameras, low, columns=columns, ray_bounds=ray_bounds,
-            noise_mode=noise_mode, generator=generator, create_graph=create_graph, pixels=pixels,
+            noise_mode=noise_mode, generator=generator, create_graph=create_graph, pixels=pixels, all_hr_parts=all_hr_parts,
         )
 
     def _low_pixel_mask(self, pixels: torch.Tensor, batch: int, columns: Optional[tuple[int, int]], device) -> torch.Tensor:

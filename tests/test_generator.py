@@ -1,6 +1,6 @@
 """The shared differentiable generator (`semantichuman_hd/generator.py`): capsule ray bounds lose no
 point the deformer keeps, the training render (capsule bounds, portrait window) renders the
-pipeline's field, stage 2 keeps stage 1 out of the graph, and dataset labels place the body where the
+pipeline's field, stage 2 keeps stage 1 out of the graph and synthesises only the HR planes it reads, and dataset labels place the body where the
 dataset's pictures show it."""
 
 from __future__ import annotations
@@ -111,6 +111,27 @@ def test_stage2_patches_render_the_same_pixels_as_the_whole_window(pipe, posed):
         generator.synthesis(ws, posed, fixed_camera(2), stage=2, columns=columns, pixels=pixels + 128 * 64)
     with pytest.raises(ValueError, match="pixels"):
         generator.synthesis(ws, posed, fixed_camera(2), stage=1, pixels=pixels)
+
+
+def test_stage2_synthesizes_the_hr_planes_of_the_rendered_parts_only(pipe, posed):
+    """A person's part that no rendered pixel selects is never read: its HR tri-plane is not synthesised
+    (zero, ``hr_parts`` False) and the render is the one with every part synthesised (``all_hr_parts``)."""
+    generator = pipe.generator_model
+    columns = (8, 24)
+    pixels = rectangle_pixels(torch.tensor([[0, 0], [96, 40]]), 16, 16, image_width=64)  # background; a leg
+    with torch.no_grad():
+        ws = pipe.mapper(pipe.sample_latents(2, torch.Generator().manual_seed(0)))
+        kwargs = dict(stage=2, ray_bounds="capsules", columns=columns, pixels=pixels)
+        some = generator.synthesis(ws, posed, fixed_camera(2), **kwargs)
+        every = generator.synthesis(ws, posed, fixed_camera(2), all_hr_parts=True, **kwargs)
+    assert every.hr_parts.all() and some.hr_parts.any() and not some.hr_parts[0].any()
+    assert not some.hr_planes[~some.hr_parts].any()
+    torch.testing.assert_close(some.hr_planes[some.hr_parts], every.hr_planes[some.hr_parts], atol=1e-6, rtol=1e-5)
+    assert float(some.alpha[0].max()) < 1e-3 < 0.5 < float(some.alpha[1].max())
+    for name in ("image", "masks", "normals", "depth", "alpha"):
+        torch.testing.assert_close(getattr(some, name), getattr(every, name), atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="all_hr_parts"):
+        generator.synthesis(ws, posed, fixed_camera(2), stage=1, all_hr_parts=True)
 
 
 def test_field_regularizers_give_per_part_gradients(pipe):

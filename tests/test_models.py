@@ -688,6 +688,53 @@ def test_fresh_super_resolution_upsamples_the_lr_planes(models):
     torch.testing.assert_close(hr, flat.reshape(hr.shape))
 
 
+@pytest.mark.parametrize("channels_last", [True, False], ids=["channels-last", "channels-first"])
+def test_super_resolution_synthesizes_only_the_asked_parts(models, monkeypatch, channels_last):
+    """``parts (B, K)``: the networks run on the asked (person, part) pairs only, as one batch element of P
+    groups; those planes and every parameter gradient through them equal the whole synthesis's, under
+    both noise modes (the random noise is drawn for every pair, so the stream moves on as in a whole run);
+    the other planes are zero."""
+    from semantichuman_hd.models import stylegan2
+
+    if not channels_last:
+        monkeypatch.setattr(stylegan2, "CHANNELS_LAST_DEVICES", ())
+    mapper, generators, super_resolution = models
+    ws = _ws(mapper, batch=3)[1].detach()
+    with torch.no_grad():
+        lr = generators.synthesize(ws)
+    parts = torch.tensor([[1, 0, 1, 1, 0, 0], [0, 0, 0, 0, 0, 1], [1, 1, 0, 1, 1, 1]], dtype=torch.bool)
+    groups_seen = []
+    hook = super_resolution.blocks[0].conv0.register_forward_pre_hook(lambda module, args: groups_seen.append(tuple(args[0].shape[:2])))
+
+    def run(noise_mode, asked):
+        super_resolution.zero_grad(set_to_none=True)
+        rng = torch.Generator().manual_seed(7)
+        hr = super_resolution.synthesize(lr, ws, noise_mode, rng, parts=asked)
+        (hr * parts[..., None, None, None, None]).square().mean().backward()
+        grads = {name: p.grad.clone() for name, p in super_resolution.named_parameters() if p.grad is not None}
+        return hr.detach(), grads, torch.rand(1, generator=rng)
+
+    try:
+        for noise_mode in ("const", "random"):
+            whole, whole_grads, whole_next = run(noise_mode, None)
+            subset, subset_grads, subset_next = run(noise_mode, parts)
+            assert groups_seen[-2:] == [(3, NUM_PARTS), (1, int(parts.sum()))]
+            scale = float(whole.abs().max())
+            torch.testing.assert_close(subset[parts], whole[parts], rtol=1e-5, atol=1e-6 * scale)
+            assert not subset[~parts].any()
+            assert texel_order(subset) == texel_order(whole) is not None
+            assert subset_grads.keys() == whole_grads.keys() and len(whole_grads) > 0
+            for name, grad in whole_grads.items():
+                torch.testing.assert_close(subset_grads[name], grad, rtol=1e-4, atol=1e-6 * float(grad.abs().max()), msg=name)
+            assert torch.equal(subset_next, whole_next)
+    finally:
+        hook.remove()
+        super_resolution.zero_grad(set_to_none=True)
+    for bad in (parts[:2], parts.float(), parts.tolist()):
+        with pytest.raises(ValueError, match="`parts` must be a bool tensor of shape \\(3, 6\\)"):
+            super_resolution.synthesize(lr, ws, parts=bad)
+
+
 # ------------------------------------------------------------------------------ save / load round trip
 
 

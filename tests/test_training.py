@@ -223,8 +223,13 @@ def test_stage2_step_trains_super_resolution_only(tmp_path, dataset, stage1_pipe
     assert (judged.height, judged.width) == ((64, 32) if patch else (128, 64))  # the patch, or the 128×64 HR window
     assert judged.c_dim == trainer.data.dataset.labels.shape[1] + (2 if patch else 0)  # + the patch's place
     before = _snapshot(G)
+    asked_all_parts = []
+    synthesis = G.synthesis
+    G.synthesis = lambda *args, **kwargs: asked_all_parts.append(kwargs["all_hr_parts"]) or synthesis(*args, **kwargs)
     first = trainer.train_step()  # the HR output layers start at zero: blocks behind them get gradients from step 2 on
     logs = trainer.train_step()
+    del G.synthesis
+    assert asked_all_parts == [True, False]  # step 0 regularises every part's HR planes; step 1 renders only
     changed = _changed(before, G)
     trained = {name for name in changed if name.startswith("super_resolution.")}
     assert all(changed[name] for name in trained), [name for name in trained if not changed[name]]

@@ -561,11 +561,11 @@ class Trainer:
         everyone = torch.randint(0, len(self.data), (batch * accelerator.num_processes,), generator=rng)
         return everyone[accelerator.process_index * batch : (accelerator.process_index + 1) * batch]
 
-    def _render(self, generator, z, labels, rng, create_graph, pixels=None):
+    def _render(self, generator, z, labels, rng, create_graph, pixels=None, all_hr_parts=False):
         return generator(
             z, labels, stage=self.stage, update_w_avg=self.stage == 1 and generator is self.G,
             columns=self.columns, ray_bounds=self.config.ray_bounds, perturb=True, noise_mode="random",
-            generator=rng, create_graph=create_graph, pixels=pixels,
+            generator=rng, create_graph=create_graph, pixels=pixels, all_hr_parts=all_hr_parts,
         )
 
     def _check_finite(self, name: str, value: torch.Tensor) -> None:
@@ -598,11 +598,14 @@ class Trainer:
             condition = torch.cat([labels, patches.position().to(labels)], 1)
             real_masks = crop_rectangles(real_masks, patches.top_left, patches.height, patches.width)
 
+        reg_step = bool(config.reg_interval and step % config.reg_interval == 0 and (config.eikonal_weight or config.density_tv_weight))
         with accelerator.accumulate(self.G, self.D):
             # Generator: adversarial (+ upsampling) loss, lazily regularised.
             self.D_plain.requires_grad_(False)
             fake = self._render(
-                self.G, z, labels, rng, create_graph=config.use_normal_discriminators, pixels=None if patches is None else patches.pixels()
+                self.G, z, labels, rng, create_graph=config.use_normal_discriminators,
+                pixels=None if patches is None else patches.pixels(),
+                all_hr_parts=reg_step and self.stage == 2,  # the regularisers read every part's HR planes
             )
             pictures, face_pictures, fake_centres = fake_pictures(fake), None, centres
             if patches is not None:
@@ -629,7 +632,7 @@ class Trainer:
                 floor = coverage_floor_loss(fake_masks, real_masks, config.coverage_floor)
                 g_loss = g_loss + config.coverage_floor_weight * floor
                 logs["loss/coverage_floor"] = floor.item()
-            if config.reg_interval and step % config.reg_interval == 0 and (config.eikonal_weight or config.density_tv_weight):
+            if reg_step:
                 planes = fake.triplanes.planes if self.stage == 1 else fake.hr_planes
                 points = self.G_plain.shell_points(batch, config.reg_points, generator=rng).to(self.device)
                 regs = self.G_plain.field_regularizers(planes, points, stage=self.stage, generator=rng)

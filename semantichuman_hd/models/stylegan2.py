@@ -4,7 +4,8 @@ SemanticHuman-HD runs K = 6 independent StyleGAN2 synthesis networks, one per se
 Every layer here holds the weights of all K networks stacked on a leading group axis and evaluates them
 together, so the K generators cost one grouped convolution per layer and never a Python loop over parts.
 Activations carry the group axis explicitly: feature maps are ``(B, K, C, H, W)`` and codes ``(B, K, w_dim)``.
-Group ``k`` of an output depends only on group ``k`` of the inputs and on network ``k``'s weights.
+Group ``k`` of an output depends only on group ``k`` of the inputs and on network ``k``'s weights, so
+a network can also run on a subset of the (batch element, group) pairs only (:class:`PairSelection`).
 
 What is StyleGAN2 here (Karras et al., "Analyzing and Improving the Image Quality of StyleGAN", 2020):
 
@@ -24,6 +25,7 @@ instead of transposed convolutions with a 4-tap FIR low-pass filter; no custom C
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -85,6 +87,78 @@ def upsample(x: torch.Tensor, factor: int = UPSAMPLE_FACTOR) -> torch.Tensor:
     else:
         y = F.interpolate(x.reshape(-1, channels, height, width), scale_factor=factor, mode=UPSAMPLE_MODE, align_corners=False)
     return y.view(batch, groups, channels, *y.shape[-2:])
+
+
+@dataclass(frozen=True)
+class PairSelection:
+    """A subset of the ``B·K`` (batch element, group) pairs of a grouped network, run as one batch element
+    of ``P`` groups: pair ``p`` is group ``p`` of a ``(1, P, ...)`` activation and runs network
+    ``group_index[p]`` (each layer picks its networks' weights with :meth:`params`). Since groups never mix,
+    a pair's output equals that pair of the whole run, and the pairs left out cost nothing.
+
+    Attributes:
+        batch_index: ``(P,)`` long, the batch element of each pair.
+        group_index: ``(P,)`` long, the group (network) of each pair.
+        batch_size: ``B`` of the whole run (the random noise is drawn for all ``B·K`` pairs, then picked,
+            so that the selected pairs receive the whole run's noise).
+        num_groups: ``K``.
+    """
+
+    batch_index: torch.Tensor
+    group_index: torch.Tensor
+    batch_size: int
+    num_groups: int
+
+    @classmethod
+    def from_mask(cls, mask: torch.Tensor) -> "PairSelection":
+        """The True pairs of ``mask (B, K)`` bool, in row-major order."""
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.ndim != 2:
+            got = (tuple(mask.shape), mask.dtype) if isinstance(mask, torch.Tensor) else type(mask).__name__
+            raise ValueError(f"`mask` must be a (B, K) bool tensor of the pairs to run, got {got}.")
+        batch_index, group_index = mask.nonzero(as_tuple=True)
+        return cls(batch_index, group_index, mask.shape[0], mask.shape[1])
+
+    def params(self, parameter: torch.Tensor) -> torch.Tensor:
+        """``parameter (K, ...)`` → ``(P, ...)``: each pair's network's."""
+        return parameter.index_select(0, self.group_index.to(parameter.device))
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (B, K, ...)`` → ``(1, P, ...)``, the selected pairs. Channels-last feature maps ``(B, K, C, H, W)``
+        come out as one channels-last image of ``P·C`` channels, ``(1, H, W, P, C)`` in memory: the layout
+        of the whole run's features (:data:`CHANNELS_LAST_DEVICES`), which the layers then keep."""
+        batch_index, group_index = self.batch_index.to(x.device), self.group_index.to(x.device)
+        if x.ndim == 5 and x.stride(2) == 1:
+            return x.permute(3, 4, 0, 1, 2)[:, :, batch_index, group_index].unsqueeze(0).permute(0, 3, 4, 1, 2)
+        return x[batch_index, group_index].unsqueeze(0)
+
+    def scatter(self, y: torch.Tensor) -> torch.Tensor:
+        """``y (1, P, C, H, W)`` → ``(B, K, C, H, W)``, zero at the pairs left out, stored channels last
+        ``(B, K, H, W, C)`` (the output layers' layout); its backward reads the pairs' gradients only."""
+        return _ScatterPairs.apply(y, self.batch_index.to(y.device), self.group_index.to(y.device), self.batch_size, self.num_groups)
+
+
+class _ScatterPairs(torch.autograd.Function):
+    """:meth:`PairSelection.scatter`, with a backward that gathers the pairs' gradients (an in-place
+    ``index_put_`` on zeros would copy the whole gradient)."""
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor, batch_index: torch.Tensor, group_index: torch.Tensor, batch_size: int, num_groups: int):
+        ctx.save_for_backward(batch_index, group_index)
+        _, _, channels, height, width = y.shape
+        out = y.new_zeros(batch_size, num_groups, height, width, channels)
+        out[batch_index, group_index] = y[0].permute(0, 2, 3, 1)
+        return out.permute(0, 1, 4, 2, 3)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        batch_index, group_index = ctx.saved_tensors
+        picked = grad.permute(0, 1, 3, 4, 2)[batch_index, group_index]  # (P, H, W, C)
+        return picked.permute(0, 3, 1, 2).unsqueeze(0), None, None, None, None
+
+
+def _selected(parameter: Optional[torch.Tensor], pairs: Optional[PairSelection]) -> Optional[torch.Tensor]:
+    """A per-group ``parameter (K, ...)`` for the groups of a run: all K, or the pairs' (:class:`PairSelection`)."""
+    return parameter if pairs is None or parameter is None else pairs.params(parameter)
 
 
 class FullyConnected(nn.Module):
@@ -162,10 +236,10 @@ class GroupedFullyConnected(nn.Module):
         self.weight_gain = lr_multiplier / math.sqrt(in_features)
         self.bias_gain = lr_multiplier
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x (..., K, in)`` → ``(..., K, out)``."""
-        y = torch.einsum("...ki,koi->...ko", x, self.weight * self.weight_gain)
-        bias = None if self.bias is None else self.bias * self.bias_gain
+    def forward(self, x: torch.Tensor, pairs: Optional[PairSelection] = None) -> torch.Tensor:
+        """``x (..., K, in)`` → ``(..., K, out)`` (with ``pairs``: ``(1, P, in)`` → ``(1, P, out)``)."""
+        y = torch.einsum("...ki,koi->...ko", x, _selected(self.weight, pairs) * self.weight_gain)
+        bias = None if self.bias is None else _selected(self.bias, pairs) * self.bias_gain
         return bias_activation(y, bias, self.activation)
 
     def extra_repr(self) -> str:
@@ -225,19 +299,26 @@ class GroupedModulatedConv2d(nn.Module):
         self.weight_gain = 1.0 / math.sqrt(in_channels * kernel_size * kernel_size)
 
     def forward(
-        self, x: torch.Tensor, w: torch.Tensor, bias: Optional[torch.Tensor] = None, residual: Optional[torch.Tensor] = None
+        self,
+        x: torch.Tensor,
+        w: torch.Tensor,
+        bias: Optional[torch.Tensor] = None,
+        residual: Optional[torch.Tensor] = None,
+        pairs: Optional[PairSelection] = None,
     ) -> torch.Tensor:
         """``x (B, K, Cin, H, W)``, ``w (B, K, w_dim)`` → ``(B, K, Cout, H', W')`` (H' = 2H if upsampling),
         plus ``bias (K, Cout)`` if given (after the demodulation), plus ``residual (B, K, Cout, H', W')`` if
         given (1×1 convolutions without demodulation only, as the output layers: added inside the matrix
-        product, best stored channels last)."""
+        product, best stored channels last). With ``pairs``, ``B, K`` are ``1, P`` and ``bias`` is the
+        pairs' ``(P, Cout)``."""
         if residual is not None and (self.kernel_size != 1 or self.demodulate):
             raise ValueError(
                 "`residual` is fused into 1×1 convolutions without demodulation only; this one is "
                 f"{self.kernel_size}×{self.kernel_size} with demodulate={self.demodulate}."
             )
         batch, groups = x.shape[:2]
-        styles = self.affine(w) * self.weight_gain  # (B, K, Cin)
+        kernel = _selected(self.weight, pairs)  # (K, Cout, Cin, k, k)
+        styles = self.affine(w, pairs) * self.weight_gain  # (B, K, Cin)
         x = x * styles[..., None, None]
         if self.upsample:
             x = upsample(x)
@@ -248,7 +329,7 @@ class GroupedModulatedConv2d(nn.Module):
             # comes channels last, ``(B, K, H, W, Cout)`` seen as ``(B, K, Cout, H, W)``: the texel-major
             # layout that tri-plane sampling reads without a copy (``triplane.texel_major``).
             pixels = x.reshape(batch, groups, self.in_channels, height * width).transpose(-1, -2)  # (B, K, HW, Cin)
-            weight = self.weight.reshape(groups, self.out_channels, self.in_channels).transpose(-1, -2)  # (K, Cin, Cout)
+            weight = kernel.reshape(groups, self.out_channels, self.in_channels).transpose(-1, -2)  # (K, Cin, Cout)
             fused = residual is not None and not torch.is_autocast_enabled(x.device.type)
             if fused:
                 # residual + pixels · W as one batched product: the plane-sized sum is written once, channels
@@ -270,7 +351,7 @@ class GroupedModulatedConv2d(nn.Module):
             if residual is not None and not fused:  # autocast: the product in low precision, the sum in the residual's
                 y = residual + y
         else:
-            weight = self.weight.reshape(groups * self.out_channels, self.in_channels, self.kernel_size, self.kernel_size)
+            weight = kernel.reshape(groups * self.out_channels, self.in_channels, self.kernel_size, self.kernel_size)
             x = x.reshape(batch, groups * self.in_channels, height, width)
             if x.device.type in CHANNELS_LAST_DEVICES:  # (B, H, W, K·Cin) in memory; after the first layer a
                 x = x.contiguous(memory_format=torch.channels_last)  # no-op: elementwise operations keep it
@@ -282,7 +363,7 @@ class GroupedModulatedConv2d(nn.Module):
             ).reshape(batch, groups, self.out_channels, height, width)
         if self.demodulate:
             # Σ_{i,kh,kw} (W[o,i,kh,kw] s[i])² = Σ_i (Σ_{kh,kw} W[o,i,kh,kw]²) s[i]²
-            energy = torch.einsum("koi,bki->bko", self.weight.square().sum((3, 4)), styles.square())
+            energy = torch.einsum("koi,bki->bko", _selected(self.weight.square().sum((3, 4)), pairs), styles.square())
             y = y * (energy + DEMODULATION_EPS).rsqrt()[..., None, None]
         if bias is not None:
             y = y + bias.expand(batch, -1, -1)[..., None, None]
@@ -310,19 +391,27 @@ class NoiseInput(nn.Module):
         # One fixed noise image per group, saved with the weights: "const" noise is reproducible.
         self.register_buffer("noise_const", torch.randn(num_groups, 1, resolution, resolution))
 
-    def forward(self, x: torch.Tensor, noise_mode: str = "const", generator: torch.Generator | None = None) -> torch.Tensor:
-        """Add noise to ``x (B, K, C, H, W)``."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        noise_mode: str = "const",
+        generator: torch.Generator | None = None,
+        pairs: Optional[PairSelection] = None,
+    ) -> torch.Tensor:
+        """Add noise to ``x (B, K, C, H, W)`` (with ``pairs``: ``(1, P, C, H, W)``, the pairs' noise of the whole run)."""
         if noise_mode == "none":
             return x
         if noise_mode == "const":
-            noise = self.noise_const.unsqueeze(0)  # (1, K, 1, H, W)
+            noise = _selected(self.noise_const, pairs).unsqueeze(0)  # (1, K, 1, H, W)
         else:
-            batch, groups = x.shape[:2]
+            batch, groups = x.shape[:2] if pairs is None else (pairs.batch_size, pairs.num_groups)
             device = generator.device if generator is not None else x.device
             noise = torch.randn(
                 (batch, groups, 1, self.resolution, self.resolution), generator=generator, device=device, dtype=x.dtype
             ).to(x.device)
-        return x + noise * self.strength.view(1, -1, 1, 1, 1)
+            if pairs is not None:
+                noise = pairs.gather(noise)
+        return x + noise * _selected(self.strength, pairs).view(1, -1, 1, 1, 1)
 
 
 class SynthesisLayer(nn.Module):
@@ -341,10 +430,12 @@ class SynthesisLayer(nn.Module):
         self.noise = NoiseInput(num_groups, resolution)
         self.bias = nn.Parameter(torch.zeros(num_groups, out_channels))
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "const", generator=None) -> torch.Tensor:
-        """``x (B, K, Cin, H, W)``, ``w (B, K, w_dim)`` → ``(B, K, Cout, H', W')``."""
-        x = self.noise(self.conv(x, w), noise_mode, generator)
-        return bias_activation(x, self.bias[..., None, None], "lrelu")
+    def forward(
+        self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "const", generator=None, pairs: Optional[PairSelection] = None
+    ) -> torch.Tensor:
+        """``x (B, K, Cin, H, W)``, ``w (B, K, w_dim)`` → ``(B, K, Cout, H', W')`` (``B, K`` = ``1, P`` with ``pairs``)."""
+        x = self.noise(self.conv(x, w, pairs=pairs), noise_mode, generator, pairs)
+        return bias_activation(x, _selected(self.bias, pairs)[..., None, None], "lrelu")
 
 
 class ToPlanes(nn.Module):
@@ -360,18 +451,21 @@ class ToPlanes(nn.Module):
         self.conv = GroupedModulatedConv2d(num_groups, in_channels, out_channels, w_dim, kernel_size=1, demodulate=False)
         self.bias = nn.Parameter(torch.zeros(num_groups, out_channels))
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, skip: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, w: torch.Tensor, skip: Optional[torch.Tensor] = None, pairs: Optional[PairSelection] = None
+    ) -> torch.Tensor:
         """``x (B, K, Cin, H, W)``, ``w (B, K, w_dim)`` → ``(B, K, Cout, H, W)`` channels last; with the previous
-        block's output ``skip (B, K, Cout, H/2, W/2)``, plus ``upsample(skip)``.
+        block's output ``skip (B, K, Cout, H/2, W/2)``, plus ``upsample(skip)`` (``B, K`` = ``1, P`` with ``pairs``).
 
         The bias is added to ``skip`` before the upsampling (bilinear weights sum to 1, so that equals adding
         it after), and the upsampled skip is fused into the 1×1 convolution's product: the output-sized
         tensors are written once (at stage 2's 256² tri-planes, about 300 MB per pass)."""
+        bias = _selected(self.bias, pairs)
         if skip is None:
-            return self.conv(x, w, bias=self.bias)
-        skip = skip + self.bias[..., None, None]
+            return self.conv(x, w, bias=bias, pairs=pairs)
+        skip = skip + bias[..., None, None]
         skip = skip.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)  # channels last: the fast upsampling
-        return self.conv(x, w, residual=upsample(skip))
+        return self.conv(x, w, residual=upsample(skip), pairs=pairs)
 
 
 class SynthesisBlock(nn.Module):
@@ -415,16 +509,19 @@ class SynthesisBlock(nn.Module):
         ws: torch.Tensor,
         noise_mode: str = "const",
         generator: torch.Generator | None = None,
+        pairs: Optional[PairSelection] = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Features ``x (B, K, Cin, H/2, W/2)`` (None for the first block), skip output ``img`` (None for the
-        first block) and codes ``ws (B, K, num_conv + num_toplanes, w_dim)`` → ``(x, img)`` at ``resolution``."""
+        first block) and codes ``ws (B, K, num_conv + num_toplanes, w_dim)`` → ``(x, img)`` at ``resolution``
+        (``B, K`` = ``1, P`` with ``pairs``)."""
         if self.is_first:
-            x = self.const.unsqueeze(0).expand(ws.shape[0], *self.const.shape)
-            x = self.conv1(x, ws[:, :, 0], noise_mode, generator)
+            const = _selected(self.const, pairs)
+            x = const.unsqueeze(0).expand(ws.shape[0], *const.shape)
+            x = self.conv1(x, ws[:, :, 0], noise_mode, generator, pairs)
         else:
-            x = self.conv0(x, ws[:, :, 0], noise_mode, generator)
-            x = self.conv1(x, ws[:, :, 1], noise_mode, generator)
-        return x, self.to_planes(x, ws[:, :, self.num_conv], skip=img)
+            x = self.conv0(x, ws[:, :, 0], noise_mode, generator, pairs)
+            x = self.conv1(x, ws[:, :, 1], noise_mode, generator, pairs)
+        return x, self.to_planes(x, ws[:, :, self.num_conv], skip=img, pairs=pairs)
 
 
 def block_channels(resolution: int, channel_base: int, channel_max: int) -> int:

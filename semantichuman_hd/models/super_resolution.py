@@ -17,7 +17,7 @@ from torch import nn
 from ..parts import NUM_PARTS
 from ..checks import check_choice, check_positive_int
 from .local_generators import BETA_INIT, DEFAULT_BOX_CENTER, DEFAULT_BOX_WARP, DEFAULT_DECODER_HIDDEN, LocalGenerators
-from .stylegan2 import NOISE_MODES, UPSAMPLE_FACTOR, SynthesisBlock, block_channels
+from .stylegan2 import NOISE_MODES, UPSAMPLE_FACTOR, PairSelection, SynthesisBlock, block_channels
 from .synthesis import TriplaneOutput, check_ws, run_blocks, synthesis_resolutions
 from .triplane import NUM_PLANES, PartDecoders, TriplaneDecoding, check_triplane_config, texel_major
 
@@ -110,6 +110,7 @@ class SuperResolution3D(TriplaneDecoding, ModelMixin, ConfigMixin):
         ws: torch.Tensor,
         noise_mode: str = "const",
         generator: Optional[torch.Generator] = None,
+        parts: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         r"""High-resolution tri-planes.
 
@@ -119,6 +120,10 @@ class SuperResolution3D(TriplaneDecoding, ModelMixin, ConfigMixin):
             ws (`torch.Tensor`): ``(B, K, num_ws, w_dim)`` the mapper's codes (the last one per part is used).
             noise_mode (`str`): ``"const"`` (default), ``"random"`` or ``"none"``.
             generator (`torch.Generator`, *optional*): For ``noise_mode="random"``.
+            parts (`torch.Tensor`, *optional*): ``(B, K)`` bool: synthesise only these (person, part) planes
+                and leave the others zero. The K networks never mix parts, so the True ones equal those of the
+                whole synthesis (the random noise too), and a render that reads only them is unchanged
+                (:class:`~semantichuman_hd.models.stylegan2.PairSelection`).
 
         Returns:
             ``(B, K, 3, C, SR_SCALE·H, SR_SCALE·W)`` tri-planes.
@@ -140,11 +145,22 @@ class SuperResolution3D(TriplaneDecoding, ModelMixin, ConfigMixin):
         if ws.shape[0] != planes.shape[0]:
             raise ValueError(f"`ws` has batch size {ws.shape[0]} but `lr` has {planes.shape[0]}.")
         check_choice(noise_mode, NOISE_MODES, "noise_mode")
-        batch, parts = planes.shape[:2]
+        batch, num_parts = planes.shape[:2]
+        if parts is not None and (
+            not isinstance(parts, torch.Tensor) or parts.dtype != torch.bool or tuple(parts.shape) != (batch, num_parts)
+        ):
+            got = (tuple(parts.shape), parts.dtype) if isinstance(parts, torch.Tensor) else type(parts).__name__
+            raise ValueError(f"`parts` must be a bool tensor of shape ({batch}, {num_parts}) (B, K), got {got}.")
         codes = ws[:, :, -1:].expand(-1, -1, self.num_ws, -1).to(self.beta.dtype)
-        skip = planes.reshape(batch, parts, NUM_PLANES * config.plane_channels, size, size).to(self.beta.dtype)
-        _, img = run_blocks(self.blocks, features.to(self.beta.dtype), skip, codes, noise_mode, generator)
-        return texel_major(img.reshape(batch, parts, NUM_PLANES, config.plane_channels, *img.shape[-2:]))
+        skip = planes.reshape(batch, num_parts, NUM_PLANES * config.plane_channels, size, size).to(self.beta.dtype)
+        features = features.to(self.beta.dtype)
+        if parts is None or bool(parts.all()):
+            _, img = run_blocks(self.blocks, features, skip, codes, noise_mode, generator)
+        else:
+            pairs = PairSelection.from_mask(parts.to(planes.device))
+            _, img = run_blocks(self.blocks, pairs.gather(features), pairs.gather(skip), pairs.gather(codes), noise_mode, generator, pairs)
+            img = pairs.scatter(img)
+        return texel_major(img.reshape(batch, num_parts, NUM_PLANES, config.plane_channels, *img.shape[-2:]))
 
     def forward(
         self,

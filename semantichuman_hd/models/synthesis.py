@@ -14,6 +14,7 @@ from diffusers.utils import BaseOutput
 from torch import nn
 
 from ..checks import check_positive_int
+from .stylegan2 import PairSelection
 
 FIRST_BLOCK_RESOLUTION: int = 4
 """Side of the learned constant input of every synthesis network."""
@@ -63,10 +64,13 @@ def check_ws(ws: torch.Tensor, num_parts: int, w_dim: int, num_ws: Optional[int]
         raise ValueError("`ws` contains NaN or infinite values.")
 
 
-def run_blocks(blocks: nn.ModuleList, x, img, ws: torch.Tensor, noise_mode: str, generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run StyleGAN2 blocks on ``ws (B, K, num_ws, w_dim)``, handing each block its slice of codes."""
+def run_blocks(
+    blocks: nn.ModuleList, x, img, ws: torch.Tensor, noise_mode: str, generator, pairs: Optional[PairSelection] = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run StyleGAN2 blocks on ``ws (B, K, num_ws, w_dim)`` (``(1, P, num_ws, w_dim)`` for ``pairs``),
+    handing each block its slice of codes."""
     index = 0
     for block in blocks:
-        x, img = block(x, img, ws[:, :, index : index + block.num_conv + block.num_toplanes], noise_mode, generator)
+        x, img = block(x, img, ws[:, :, index : index + block.num_conv + block.num_toplanes], noise_mode, generator, pairs)
         index += block.num_conv
     return x, img
