@@ -509,8 +509,9 @@ def test_modulated_conv_matches_its_definition(kernel_size, upsample, batch):
 
 
 def test_channels_last_features_give_the_channels_first_synthesis(models, monkeypatch):
-    """On a CPU the synthesis features are stored channels last, ``(B, H, W, K·C)`` in memory, from the first
-    layer to the last; planes, features and every gradient equal the channels-first networks' (up to rounding)."""
+    """On a CPU the synthesis features are stored channels last, ``(H, W, B·K·C)`` in memory (the B·K pairs
+    run as one image), from the first layer to the last; planes, features and every gradient equal the
+    channels-first networks' (up to rounding)."""
     from semantichuman_hd.models import stylegan2
 
     mapper, generators, super_resolution = models
@@ -526,7 +527,7 @@ def test_channels_last_features_give_the_channels_first_synthesis(models, monkey
 
     with torch.enable_grad():
         lr, hr, grads = run()
-        assert lr.features.flatten(1, 2).is_contiguous(memory_format=torch.channels_last)
+        assert lr.features.permute(3, 4, 0, 1, 2).is_contiguous()
         monkeypatch.setattr(stylegan2, "CHANNELS_LAST_DEVICES", ())
         lr_first, hr_first, grads_first = run()
     assert lr_first.features.is_contiguous()
@@ -698,13 +699,47 @@ def test_fresh_super_resolution_upsamples_the_lr_planes(models):
     torch.testing.assert_close(hr, flat.reshape(hr.shape))
 
 
+@pytest.mark.parametrize("noise_mode", ["const", "random"])
+def test_local_generators_run_their_pairs_as_one_batch_element(models, noise_mode):
+    """The LR synthesis runs its B·K (person, part) pairs as one batch element of B·K groups (weights
+    modulated per group); planes, features, the random stream and every gradient equal the same blocks
+    run on the batch of B."""
+    from semantichuman_hd.models.synthesis import run_blocks
+
+    mapper, generators, _ = models
+    ws = _ws(mapper, batch=3)[1].detach()
+
+    def run(pairs: bool):
+        generators.zero_grad(set_to_none=True)
+        rng = torch.Generator().manual_seed(3)
+        if pairs:
+            lr = generators.synthesize(ws, noise_mode, rng)
+            planes, features = lr.planes, lr.features
+        else:
+            features, img = run_blocks(generators.blocks, None, None, ws, noise_mode, rng)
+            planes = img.reshape(*img.shape[:2], 3, -1, *img.shape[-2:])
+        (planes.square().mean() + features.square().mean()).backward()
+        return planes.detach(), features.detach(), {n: p.grad.clone() for n, p in generators.named_parameters() if p.grad is not None}, torch.rand(1, generator=rng)
+
+    with torch.enable_grad():
+        expected, got = run(False), run(True)
+    for value, reference in zip(got[:2], expected[:2]):
+        torch.testing.assert_close(value, reference, rtol=1e-5, atol=1e-6 * float(reference.abs().max()))
+    assert got[2].keys() == expected[2].keys() and len(expected[2]) > 0
+    for name, grad in expected[2].items():
+        torch.testing.assert_close(got[2][name], grad, rtol=1e-4, atol=1e-5 * float(grad.abs().max()), msg=name)
+    assert torch.equal(got[3], expected[3])
+    generators.zero_grad(set_to_none=True)
+
+
 @pytest.mark.parametrize("channels_last", [True, False], ids=["channels-last", "channels-first"])
 def test_super_resolution_synthesizes_only_the_asked_parts(models, monkeypatch, channels_last):
-    """``parts (B, K)``: the networks run on the asked (person, part) pairs only, as one batch element of P
-    groups; those planes and every parameter gradient through them equal the whole synthesis's, under
-    both noise modes (the random noise is drawn for every pair, so the stream moves on as in a whole run);
-    the other planes are zero."""
+    """``parts (B, K)``: the networks run on the asked (person, part) pairs only (by default all), as one
+    batch element of P groups; those planes and every parameter gradient through them equal the same
+    blocks run on the batch of B (``run_blocks`` without pairs), under both noise modes (the random noise
+    is drawn for every pair, so the stream moves on as in a whole run); the other planes are zero."""
     from semantichuman_hd.models import stylegan2
+    from semantichuman_hd.models.synthesis import run_blocks
 
     if not channels_last:
         monkeypatch.setattr(stylegan2, "CHANNELS_LAST_DEVICES", ())
@@ -719,20 +754,27 @@ def test_super_resolution_synthesizes_only_the_asked_parts(models, monkeypatch, 
     def run(noise_mode, asked, parts):
         super_resolution.zero_grad(set_to_none=True)
         rng = torch.Generator().manual_seed(7)
-        hr = super_resolution.synthesize(lr, ws, noise_mode, rng, parts=asked)
+        if asked == "batch":
+            batch, num_parts, _, channels, size = lr.planes.shape[:5]
+            codes = ws[:, :, -1:].expand(-1, -1, super_resolution.num_ws, -1)
+            skip = lr.planes.reshape(batch, num_parts, -1, size, size)
+            _, hr = run_blocks(super_resolution.blocks, lr.features, skip, codes, noise_mode, rng)
+            hr = hr.reshape(batch, num_parts, 3, channels, *hr.shape[-2:])
+        else:
+            hr = super_resolution.synthesize(lr, ws, noise_mode, rng, parts=asked)
         (hr * parts[..., None, None, None, None]).square().mean().backward()
         grads = {name: p.grad.clone() for name, p in super_resolution.named_parameters() if p.grad is not None}
         return hr.detach(), grads, torch.rand(1, generator=rng)
 
     try:
         for noise_mode, parts in itertools.product(("const", "random"), (some, torch.ones_like(some))):
-            whole, whole_grads, whole_next = run(noise_mode, None, parts)
-            subset, subset_grads, subset_next = run(noise_mode, parts, parts)
+            whole, whole_grads, whole_next = run(noise_mode, "batch", parts)
+            subset, subset_grads, subset_next = run(noise_mode, None if parts.all() else parts, parts)
             assert groups_seen[-2:] == [(3, NUM_PARTS), (1, int(parts.sum()))]
             scale = float(whole.abs().max())
             torch.testing.assert_close(subset[parts], whole[parts], rtol=1e-5, atol=1e-6 * scale)
             assert not subset[~parts].any()
-            assert texel_order(subset) == texel_order(whole) is not None
+            assert texel_order(subset) is not None
             assert subset_grads.keys() == whole_grads.keys() and len(whole_grads) > 0
             for name, grad in whole_grads.items():
                 torch.testing.assert_close(subset_grads[name], grad, rtol=1e-4, atol=1e-5 * float(grad.abs().max()), msg=name)

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..checks import check_choice
 from ..parts import NUM_PARTS
-from .stylegan2 import NOISE_MODES, SynthesisBlock, block_channels
+from .stylegan2 import NOISE_MODES, PairSelection, SynthesisBlock, block_channels
 from .synthesis import FIRST_BLOCK_RESOLUTION, TriplaneOutput, check_ws, run_blocks, synthesis_resolutions
 from .triplane import NUM_PLANES, PartDecoders, TriplaneDecoding, check_triplane_config, texel_major
 
@@ -114,10 +114,12 @@ class LocalGenerators(TriplaneDecoding, ModelMixin, ConfigMixin):
         config = self.config
         check_ws(ws, config.num_parts, config.w_dim, self.num_ws)
         check_choice(noise_mode, NOISE_MODES, "noise_mode")
-        x, img = run_blocks(self.blocks, None, None, ws.to(self.beta.dtype), noise_mode, generator)
+        pairs = PairSelection.every(*ws.shape[:2], device=ws.device)  # one batch element of B·K groups
+        x, img = run_blocks(self.blocks, None, None, pairs.gather(ws.to(self.beta.dtype)), noise_mode, generator, pairs)
+        features, img = pairs.scatter(x), pairs.scatter(img)  # all pairs: reshapes
         batch, parts, _, height, width = img.shape
         planes = texel_major(img.reshape(batch, parts, NUM_PLANES, config.plane_channels, height, width))
-        return TriplaneOutput(planes=planes, features=x)
+        return TriplaneOutput(planes=planes, features=features)
 
     def forward(
         self,

@@ -5,7 +5,11 @@ Every layer here holds the weights of all K networks stacked on a leading group 
 together, so the K generators cost one grouped convolution per layer and never a Python loop over parts.
 Activations carry the group axis explicitly: feature maps are ``(B, K, C, H, W)`` and codes ``(B, K, w_dim)``.
 Group ``k`` of an output depends only on group ``k`` of the inputs and on network ``k``'s weights, so
-a network can also run on a subset of the (batch element, group) pairs only (:class:`PairSelection`).
+a network can run its ``B·K`` (batch element, group) pairs, or any subset of them, as one batch element of
+``P`` groups (:class:`PairSelection`): each group's styles and demodulation are then folded into its own
+weights, as StyleGAN2's grouped-convolution trick does, instead of scaling the feature maps twice. The
+synthesis networks of :mod:`~semantichuman_hd.models.local_generators` and
+:mod:`~semantichuman_hd.models.super_resolution` run so.
 
 What is StyleGAN2 here (Karras et al., "Analyzing and Improving the Image Quality of StyleGAN", 2020):
 
@@ -120,6 +124,11 @@ class PairSelection:
     group_index: torch.Tensor
     batch_size: int
     num_groups: int
+
+    @classmethod
+    def every(cls, batch_size: int, num_groups: int, device=None) -> "PairSelection":
+        """All ``B·K`` pairs (a whole run)."""
+        return cls.from_mask(torch.ones(batch_size, num_groups, dtype=torch.bool, device=device))
 
     @classmethod
     def from_mask(cls, mask: torch.Tensor) -> "PairSelection":

@@ -122,10 +122,8 @@ class SuperResolution3D(TriplaneDecoding, ModelMixin, ConfigMixin):
             generator (`torch.Generator`, *optional*): For ``noise_mode="random"``.
             parts (`torch.Tensor`, *optional*): ``(B, K)`` bool: synthesise only these (person, part) planes
                 and leave the others zero. The K networks never mix parts, so the True ones equal those of the
-                whole synthesis (the random noise too), and a render that reads only them is unchanged. The
-                pairs run as one batch element of P groups with per-group modulated weights
-                (:class:`~semantichuman_hd.models.stylegan2.PairSelection`), which is also faster for all
-                ``B·K`` pairs than the batch of B (``demo``, batch 4: forward 7 %, backward 18 %).
+                whole synthesis (the random noise too), and a render that reads only them is unchanged
+                (:class:`~semantichuman_hd.models.stylegan2.PairSelection`).
 
         Returns:
             ``(B, K, 3, C, SR_SCALE·H, SR_SCALE·W)`` tri-planes.
@@ -156,12 +154,9 @@ class SuperResolution3D(TriplaneDecoding, ModelMixin, ConfigMixin):
         codes = ws[:, :, -1:].expand(-1, -1, self.num_ws, -1).to(self.beta.dtype)
         skip = planes.reshape(batch, num_parts, NUM_PLANES * config.plane_channels, size, size).to(self.beta.dtype)
         features = features.to(self.beta.dtype)
-        if parts is None:
-            _, img = run_blocks(self.blocks, features, skip, codes, noise_mode, generator)
-        else:
-            pairs = PairSelection.from_mask(parts.to(planes.device))
-            _, img = run_blocks(self.blocks, pairs.gather(features), pairs.gather(skip), pairs.gather(codes), noise_mode, generator, pairs)
-            img = pairs.scatter(img)
+        pairs = PairSelection.every(batch, num_parts, planes.device) if parts is None else PairSelection.from_mask(parts.to(planes.device))
+        _, img = run_blocks(self.blocks, pairs.gather(features), pairs.gather(skip), pairs.gather(codes), noise_mode, generator, pairs)
+        img = pairs.scatter(img)
         return texel_major(img.reshape(batch, num_parts, NUM_PLANES, config.plane_channels, *img.shape[-2:]))
 
     def forward(
