@@ -36,6 +36,9 @@ import tempfile
 import time
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # this checkout's code, also where another copy of the package is installed
+
 if __name__ == "__main__":  # as training/train.py: restart with the heap on huge pages, before anything else
     from semantichuman_hd.host_memory import restart_with_huge_pages
 
@@ -44,9 +47,6 @@ if __name__ == "__main__":  # as training/train.py: restart with the heap on hug
 import torch  # noqa: E402
 from accelerate import PartialState  # noqa: E402
 from accelerate.utils import gather_object  # noqa: E402
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 from reporting import MIB, machine_report, machine_speed, peak_rss_mib, print_report, synchronize  # noqa: E402
 from training.config import load_config  # noqa: E402

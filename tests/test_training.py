@@ -371,6 +371,19 @@ def test_two_process_launch_keeps_ranks_identical(tmp_path, dataset):
     assert summary["images_seen"] == 2 * 2 * 2  # steps × batch × processes
 
 
+@pytest.mark.parametrize("script", ["training/train.py", "benchmarks/bench_train.py"])
+def test_scripts_run_their_own_checkout_before_an_installed_copy(tmp_path, script):
+    """The training script and its benchmark import this checkout's package, also where another copy is
+    importable (installed, or on PYTHONPATH): a benchmark run from an older checkout measures that code."""
+    other = tmp_path / "semantichuman_hd"
+    other.mkdir()
+    (other / "__init__.py").write_text('raise ImportError("imported the other copy of semantichuman_hd")\n')
+    env = {**_env(), "PYTHONPATH": str(tmp_path), "SEMANTICHUMAN_KEEP_MALLOC": "1"}
+    result = subprocess.run([sys.executable, str(REPO / script), "--help"], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "usage:" in result.stdout
+
+
 def test_training_benchmark_times_a_two_process_launch(tmp_path, dataset):
     report = tmp_path / "bench.json"
     (tmp_path / "data").mkdir()
