@@ -448,7 +448,7 @@ class SemanticHumanGenerator(nn.Module):
                 for values in (depths, ray_parts, origins, directions)
             )
             height, width = 1, pixels.shape[1]
-        hr_parts = torch.ones_like(ray_parts[:, 0]) if all_hr_parts else ray_parts.any(1)  # (B, K)
+        hr_parts = ray_parts.new_ones(ray_parts.shape[0], ray_parts.shape[2]) if all_hr_parts else ray_parts.any(1)  # (B, K)
         hr_planes = self.super_resolution.synthesize(triplanes, ws, noise_mode, generator, parts=hr_parts)
         far = None
         if settings.guided_last_interval == "exit":

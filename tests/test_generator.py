@@ -130,6 +130,10 @@ def test_stage2_synthesizes_the_hr_planes_of_the_rendered_parts_only(pipe, posed
     assert float(some.alpha[0].max()) < 1e-3 < 0.5 < float(some.alpha[1].max())
     for name in ("image", "masks", "normals", "depth", "alpha"):
         torch.testing.assert_close(getattr(some, name), getattr(every, name), atol=1e-6, rtol=1e-5)
+    with torch.no_grad():  # background only: no HR plane is synthesised
+        corner = rectangle_pixels(torch.tensor([[0, 0], [0, 0]]), 8, 8, image_width=64)
+        empty = generator.synthesis(ws, posed, fixed_camera(2), stage=2, ray_bounds="capsules", columns=columns, pixels=corner)
+    assert not empty.hr_parts.any() and not empty.hr_planes.any() and float(empty.alpha.max()) == 0.0
     with pytest.raises(ValueError, match="all_hr_parts"):
         generator.synthesis(ws, posed, fixed_camera(2), stage=1, all_hr_parts=True)
 

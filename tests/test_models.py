@@ -782,6 +782,9 @@ def test_super_resolution_synthesizes_only_the_asked_parts(models, monkeypatch, 
     finally:
         hook.remove()
         super_resolution.zero_grad(set_to_none=True)
+    with torch.no_grad():  # nothing asked for (a render of background only): zero planes, no network run
+        nothing = super_resolution.synthesize(lr, ws, parts=torch.zeros_like(some))
+    assert nothing.shape == whole.shape and not nothing.any() and texel_order(nothing) is not None
     for bad in (some[:2], some.float(), some.tolist()):
         with pytest.raises(ValueError, match="`parts` must be a bool tensor of shape \\(3, 6\\)"):
             super_resolution.synthesize(lr, ws, parts=bad)
