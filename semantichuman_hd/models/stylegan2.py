@@ -86,7 +86,7 @@ def group_image(x: torch.Tensor) -> torch.Tensor:
     also at ``B = 1`` (a plain ``flatten`` gives the size-1 batch axis a stride that convolutions and
     interpolation do not recognise as channels last, and they then copy or answer channels first)."""
     batch, groups, channels, height, width = x.shape
-    if x.stride(2) == 1 and x.stride(1) == channels and groups * channels > 1:
+    if x.stride(2) == 1 and x.stride(1) == channels:
         return x.permute(0, 3, 4, 1, 2).reshape(batch, height, width, groups * channels).permute(0, 3, 1, 2)
     return x.reshape(batch, groups * channels, height, width)
 

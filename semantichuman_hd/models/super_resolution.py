@@ -155,12 +155,11 @@ class SuperResolution3D(TriplaneDecoding, ModelMixin, ConfigMixin):
         skip = planes.reshape(batch, num_parts, NUM_PLANES * config.plane_channels, size, size).to(self.beta.dtype)
         features = features.to(self.beta.dtype)
         pairs = PairSelection.every(batch, num_parts, planes.device) if parts is None else PairSelection.from_mask(parts.to(planes.device))
-        if pairs.batch_index.numel() == 0:  # nothing asked for: every plane is zero
-            side, channels = self.hr_resolution, NUM_PLANES * config.plane_channels
-            img = skip.new_zeros(batch, num_parts, side, side, channels).permute(0, 1, 4, 2, 3)
+        if pairs.batch_index.numel() == 0:  # nothing asked for: no network run, every plane zero
+            img = skip.new_empty(1, 0, skip.shape[2], self.hr_resolution, self.hr_resolution)
         else:
             _, img = run_blocks(self.blocks, pairs.gather(features), pairs.gather(skip), pairs.gather(codes), noise_mode, generator, pairs)
-            img = pairs.scatter(img)
+        img = pairs.scatter(img)
         return texel_major(img.reshape(batch, num_parts, NUM_PLANES, config.plane_channels, *img.shape[-2:]))
 
     def forward(
